@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// What every frontend shares: tool registration for the multi-call binary, argument
+// normalisation, number parsing, safe output files, and the mapping of every failure to one
+// line on stderr and exit status 1 (never 2: lvm2 reads 2 as "not installed").
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+
+#include "persistent-data/result.h"
+
+namespace thinmeta::cli {
+
+namespace po = boost::program_options;
+
+inline constexpr const char* kVersion = "1.0.0";
+
+using ToolMain = int (*)(int argc, char** argv);
+struct ToolRegistration {
+  ToolRegistration(const char* name, ToolMain fn);
+};
+const std::map<std::string, ToolMain>& tools();
+#define THINMETA_TOOL(name, fn) \
+  static const ::thinmeta::cli::ToolRegistration thinmeta_reg_##name(#name, fn)
+
+// Thrown by frontends for argument errors; run() prints the message and then the usage.
+struct UsageError {
+  std::string what;
+};
+
+// Runs a frontend body: maps UsageError, boost::program_options errors and std::exceptions to
+// one line on stderr (UsageError and option errors also print `usage` to stderr), and any
+// non-zero status to 1.
+int run(const std::string& tool, const std::string& usage, const std::function<int()>& body);
+
+// Prints an Error as one line on stderr (nothing for a broken pipe) and returns 1.
+int report(const Error& e);
+
+// The value a bare optional-value option gets after normalize_args.
+inline constexpr const char* kNoValue = "<none>";
+
+// argv -> vector, with the optional attached value of an option made explicit: a bare `-m`
+// or `--metadata-snap` (or an unambiguous prefix of it) becomes `--metadata-snap=<none>`, so the
+// value is only ever taken attached (`-m132`, `--metadata-snap=132`), never from the next word.
+std::vector<std::string> normalize_args(int argc, char** argv,
+                                        const std::vector<std::pair<char, std::string>>& optional_value_opts);
+
+po::variables_map parse(const std::vector<std::string>& args,
+                        const po::options_description& opts,
+                        const po::positional_options_description& pos);
+
+std::uint64_t parse_u64(const std::string& s, const std::string& what);
+
+// The single input path: empty positional arguments (older lvm2 passes "") are ignored;
+// the first remaining one is the input.
+std::optional<std::string> input_path(const po::variables_map& vm, const char* key = "input");
+
+// Optional snapshot block from a normalised -m value: kNoValue -> held root, "N" -> N.
+std::optional<std::uint64_t> snapshot_block(const std::string& v);
+
+// Output to a path without ever leaving a half-written file: regular files (and new paths)
+// are written to a temporary file beside them and renamed by commit(); anything else
+// (/dev/stdout, a pipe) is written directly. Without commit() the temporary is removed.
+class OutputFile {
+ public:
+  static Result<OutputFile> open(const std::string& path);
+  OutputFile(OutputFile&& o) noexcept;
+  OutputFile& operator=(OutputFile&&) = delete;
+  ~OutputFile();
+  int fd() const { return fd_; }
+  Result<> commit();
+
+ private:
+  OutputFile(std::string path, std::string tmp, int fd) : path_(path), tmp_(tmp), fd_(fd) {}
+  std::string path_, tmp_;
+  int fd_ = -1;
+};
+
+}  // namespace thinmeta::cli

@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "persistent-data/crc32c.h"
+
+#include <array>
+#include <cstring>
+
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+#endif
+
+namespace thinmeta::pdata {
+namespace {
+
+constexpr std::uint32_t kPoly = 0x82F63B78u;
+
+struct Tables {
+  std::array<std::array<std::uint32_t, 256>, 8> t{};
+  constexpr Tables() {
+    for (std::uint32_t i = 0; i < 256; ++i) {
+      std::uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ kPoly : c >> 1;
+      t[0][i] = c;
+    }
+    for (std::uint32_t i = 0; i < 256; ++i)
+      for (std::size_t s = 1; s < 8; ++s) t[s][i] = (t[s - 1][i] >> 8) ^ t[0][t[s - 1][i] & 0xFF];
+  }
+};
+constexpr Tables kTables;
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) std::uint32_t crc32c_hw(std::uint32_t crc, const void* data,
+                                                          std::size_t len) {
+  auto p = static_cast<const unsigned char*>(data);
+  std::uint64_t c = crc;
+  while (len >= 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    c = _mm_crc32_u64(c, w);
+    p += 8;
+    len -= 8;
+  }
+  auto c32 = static_cast<std::uint32_t>(c);
+  while (len--) c32 = _mm_crc32_u8(c32, *p++);
+  return c32;
+}
+#endif
+
+Crc32cImpl g_forced = Crc32cImpl::kAuto;
+
+bool detect_hw() {
+#if defined(__x86_64__)
+  return __builtin_cpu_supports("sse4.2");
+#else
+  return false;
+#endif
+}
+const bool kHasHw = detect_hw();
+
+}  // namespace
+
+std::uint32_t crc32c_update_portable(std::uint32_t crc, const void* data, std::size_t len) {
+  auto p = static_cast<const unsigned char*>(data);
+  const auto& t = kTables.t;
+  while (len >= 8) {
+    std::uint32_t lo, hi;
+    std::memcpy(&lo, p, 4);
+    std::memcpy(&hi, p + 4, 4);
+    lo ^= crc;
+    crc = t[7][lo & 0xFF] ^ t[6][(lo >> 8) & 0xFF] ^ t[5][(lo >> 16) & 0xFF] ^ t[4][lo >> 24] ^
+          t[3][hi & 0xFF] ^ t[2][(hi >> 8) & 0xFF] ^ t[1][(hi >> 16) & 0xFF] ^ t[0][hi >> 24];
+    p += 8;
+    len -= 8;
+  }
+  while (len--) crc = (crc >> 8) ^ t[0][(crc ^ *p++) & 0xFF];
+  return crc;
+}
+
+bool crc32c_hardware_available() { return kHasHw; }
+
+void crc32c_force_impl(Crc32cImpl impl) { g_forced = impl; }
+
+std::uint32_t crc32c_update(std::uint32_t crc, const void* data, std::size_t len) {
+#if defined(__x86_64__)
+  if (kHasHw && g_forced != Crc32cImpl::kPortable) return crc32c_hw(crc, data, len);
+#endif
+  return crc32c_update_portable(crc, data, len);
+}
+
+}  // namespace thinmeta::pdata

@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// Opening a metadata device or image: stat checks, O_DIRECT on block devices, O_EXCL on request.
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "persistent-data/io_engine.h"
+#include "persistent-data/sync_engine.h"
+
+namespace thinmeta::pdata {
+
+Result<std::unique_ptr<IoEngine>> open_engine(const std::string& path, const OpenOptions& opts) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR)
+      return fail(Errc::kNotFound, "Couldn't find input file '" + path + "'");
+    return fail(Errc::kIo, "Couldn't stat '" + path + "': " + std::strerror(errno));
+  }
+  bool is_blk = S_ISBLK(st.st_mode);
+  if (!is_blk && !S_ISREG(st.st_mode))
+    return fail(Errc::kInvalidArgument, "Not a block device or regular file '" + path + "'.");
+
+  int flags = (opts.writable ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+  if (is_blk) {
+    flags |= O_DIRECT;  // bypass the page cache: the kernel may be writing this device
+    if (opts.exclusive) flags |= O_EXCL;
+  }
+  int fd = ::open(path.c_str(), flags);
+  if (fd < 0) {
+    int e = errno;
+    if (e == EBUSY)
+      return fail(Errc::kIo, "Couldn't open '" + path +
+                                 "': Device or resource busy (you cannot run this tool with "
+                                 "these options on live metadata)");
+    return fail(Errc::kIo, "Couldn't open '" + path + "': " + std::strerror(e));
+  }
+  std::uint64_t size = static_cast<std::uint64_t>(st.st_size);
+  if (is_blk && ::ioctl(fd, BLKGETSIZE64, &size) != 0) {
+    int e = errno;
+    ::close(fd);
+    return fail(Errc::kIo, "Couldn't get the size of '" + path + "': " + std::strerror(e));
+  }
+  return make_sync_engine(fd, size);
+}
+
+}  // namespace thinmeta::pdata

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// The stream every metadata producer emits and every format consumes:
+//   begin_superblock (begin_device map* end_device)* end_superblock
+// Producers: thin::dump, the XML reader, repair. Consumers: XML and human-readable writers,
+// the restorer.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "persistent-data/result.h"
+#include "thin/device_details.h"
+
+namespace thinmeta::thin {
+
+struct SuperblockInfo {
+  std::string uuid;
+  std::uint32_t time = 0;
+  std::uint64_t trans_id = 0;
+  std::uint32_t flags = 0;
+  std::uint32_t version = 2;
+  std::uint32_t data_block_size = 0;
+  std::uint64_t nr_data_blocks = 0;
+  std::optional<std::uint64_t> metadata_snap;
+};
+
+struct DeviceInfo {
+  std::uint64_t dev_id = 0;
+  DeviceDetails details;
+};
+
+// Virtual blocks [thin_begin, thin_begin + len) map to [data_begin, data_begin + len).
+struct MappingRun {
+  std::uint64_t thin_begin = 0;
+  std::uint64_t data_begin = 0;
+  std::uint64_t len = 0;
+  std::uint32_t time = 0;
+};
+
+class MetadataSink {
+ public:
+  virtual ~MetadataSink() = default;
+  virtual Result<> begin_superblock(const SuperblockInfo& sb) = 0;
+  virtual Result<> end_superblock() = 0;
+  virtual Result<> begin_device(const DeviceInfo& dev) = 0;
+  virtual Result<> end_device() = 0;
+  virtual Result<> map(const MappingRun& run) = 0;  // len == 1 is a single mapping
+};
+
+// Coalesces single mappings, given in ascending virtual order, into runs where virtual and
+// data blocks both advance by one and the time is unchanged (FORMAT.md §12.3).
+class RunCoalescer {
+ public:
+  explicit RunCoalescer(MetadataSink& out) : out_(out) {}
+  Result<> add(std::uint64_t thin_block, std::uint64_t data_block, std::uint32_t time) {
+    if (run_.len && thin_block == run_.thin_begin + run_.len &&
+        data_block == run_.data_begin + run_.len && time == run_.time) {
+      ++run_.len;
+      return {};
+    }
+    THINMETA_CHECK(flush());
+    run_ = MappingRun{thin_block, data_block, 1, time};
+    return {};
+  }
+  Result<> flush() {
+    if (!run_.len) return {};
+    MappingRun r = run_;
+    run_.len = 0;
+    return out_.map(r);
+  }
+
+ private:
+  MetadataSink& out_;
+  MappingRun run_;
+};
+
+}  // namespace thinmeta::thin

@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// Buffered text output to a file descriptor: large buffer, integers formatted without
+// locale machinery. A closed pipe becomes Errc::kBrokenPipe (reported quietly by the tools).
+#pragma once
+
+#include <charconv>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "persistent-data/result.h"
+
+namespace thinmeta::thin {
+
+class TextOutput {
+ public:
+  explicit TextOutput(int fd, std::size_t buffer_size = 1 << 20) : fd_(fd) {
+    buf_.resize(buffer_size);
+  }
+  ~TextOutput() = default;
+
+  void put(std::string_view s) {
+    if (s.size() > buf_.size() - used_) {
+      drain();
+      if (s.size() > buf_.size()) {
+        write_all(s.data(), s.size());
+        return;
+      }
+    }
+    std::copy(s.begin(), s.end(), buf_.data() + used_);
+    used_ += s.size();
+  }
+  void put(char c) {
+    if (used_ == buf_.size()) drain();
+    buf_[used_++] = c;
+  }
+  void put_u64(std::uint64_t v) {
+    if (buf_.size() - used_ < 24) drain();
+    auto r = std::to_chars(buf_.data() + used_, buf_.data() + buf_.size(), v);
+    used_ = static_cast<std::size_t>(r.ptr - buf_.data());
+  }
+  // Writes out everything buffered; returns the first error seen since construction.
+  Result<> flush() {
+    drain();
+    if (error_) return std::unexpected(*error_);
+    return {};
+  }
+  bool failed() const { return error_.has_value(); }
+  // The first write error, as a Result (for sinks to return after each element).
+  Result<> status() const {
+    if (error_) return std::unexpected(*error_);
+    return {};
+  }
+
+ private:
+  void drain() {
+    if (used_) write_all(buf_.data(), used_);
+    used_ = 0;
+  }
+  void write_all(const char* p, std::size_t n);
+
+  int fd_;
+  std::vector<char> buf_;
+  std::size_t used_ = 0;
+  std::optional<Error> error_;
+};
+
+}  // namespace thinmeta::thin

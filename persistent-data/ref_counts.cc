@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "persistent-data/ref_counts.h"
+
+#include <algorithm>
+
+namespace thinmeta::pdata {
+
+RefCounts::~RefCounts() = default;
+RefCounts::RefCounts(RefCounts&&) noexcept = default;
+RefCounts& RefCounts::operator=(RefCounts&&) noexcept = default;
+
+RefCounts::Page& RefCounts::page(std::uint64_t index) {
+  auto& p = pages_[index];
+  if (!p) p = std::make_unique<Page>();
+  return *p;
+}
+
+const RefCounts::Page* RefCounts::find_page(std::uint64_t index) const {
+  auto it = pages_.find(index);
+  return it == pages_.end() ? nullptr : it->second.get();
+}
+
+std::uint32_t RefCounts::get(std::uint64_t b) const {
+  const Page* p = find_page(b >> kPageShift);
+  if (!p) return 0;
+  unsigned small = p->get(static_cast<std::uint32_t>(b & (kPageBlocks - 1)));
+  if (small < 3) return small;
+  return overflow_.at(b);
+}
+
+void RefCounts::set(std::uint64_t b, std::uint32_t count) {
+  Page& p = page(b >> kPageShift);
+  auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
+  if (count >= 3)
+    overflow_[b] = count;
+  else if (p.get(off) == 3)
+    overflow_.erase(b);
+  p.set(off, std::min<std::uint32_t>(count, 3));
+}
+
+void RefCounts::inc(std::uint64_t b, std::uint32_t by) {
+  if (!by) return;
+  Page& p = page(b >> kPageShift);
+  auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
+  unsigned small = p.get(off);
+  if (small == 3) {
+    overflow_[b] += by;
+    return;
+  }
+  std::uint32_t n = small + by;
+  if (n >= 3) {
+    overflow_[b] = n;
+    p.set(off, 3);
+  } else {
+    p.set(off, n);
+  }
+}
+
+std::uint32_t RefCounts::dec(std::uint64_t b) {
+  std::uint32_t c = get(b);
+  if (c == 0) return 0;
+  set(b, c - 1);
+  return c - 1;
+}
+
+std::uint64_t RefCounts::nr_nonzero() const {
+  std::uint64_t n = 0;
+  for (const auto& [idx, p] : pages_) {
+    if (p->dense.empty()) {
+      n += p->sparse.size();
+    } else {
+      for (std::uint64_t w : p->dense) {
+        // A 2-bit entry is non-zero if either bit is set.
+        std::uint64_t nz = (w | (w >> 1)) & 0x5555555555555555ull;
+        n += static_cast<std::uint64_t>(__builtin_popcountll(nz));
+      }
+    }
+  }
+  return n;
+}
+
+void RefCounts::for_each_nonzero(
+    const std::function<void(std::uint64_t, std::uint32_t)>& fn) const {
+  std::vector<std::uint64_t> idx;
+  idx.reserve(pages_.size());
+  for (const auto& [i, p] : pages_) idx.push_back(i);
+  std::sort(idx.begin(), idx.end());
+  for (std::uint64_t i : idx) {
+    const Page& p = *pages_.at(i);
+    std::uint64_t base = i << kPageShift;
+    auto emit = [&](std::uint32_t off, unsigned small) {
+      std::uint64_t b = base + off;
+      fn(b, small < 3 ? small : overflow_.at(b));
+    };
+    if (p.dense.empty()) {
+      for (std::uint32_t e : p.sparse) emit(e >> 2, e & 3);
+    } else {
+      for (std::size_t w = 0; w < p.dense.size(); ++w) {
+        std::uint64_t word = p.dense[w];
+        while (word) {
+          unsigned bit = static_cast<unsigned>(__builtin_ctzll(word)) & ~1u;
+          emit(static_cast<std::uint32_t>(w * 32 + bit / 2),
+               static_cast<unsigned>((word >> bit) & 3));
+          word &= ~(3ull << bit);
+        }
+      }
+    }
+  }
+}
+
+std::size_t RefCounts::memory_bytes() const {
+  std::size_t n = pages_.size() * 48 + overflow_.size() * 32;
+  for (const auto& [i, p] : pages_) n += p->bytes();
+  return n;
+}
+
+}  // namespace thinmeta::pdata

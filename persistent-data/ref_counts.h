@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// In-core reference counts for a block space that may be huge (billions of data blocks) but
+// sparsely used. The space is cut into pages of 16384 blocks; a page is created on first
+// touch, starts sparse (a sorted array of (offset, count) entries) and turns dense (2 bits a
+// block) when the sparse form would be bigger. Counts that do not fit (>= 3) live in an
+// overflow map. Memory therefore grows with the blocks actually referenced, never beyond
+// 2 bits a block plus the overflow, and not with the size of the space.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <algorithm>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+namespace thinmeta::pdata {
+
+class RefCounts {
+ public:
+  static constexpr unsigned kPageShift = 14;
+  static constexpr std::uint64_t kPageBlocks = 1ull << kPageShift;
+
+  explicit RefCounts(std::uint64_t nr_blocks = 0) : nr_blocks_(nr_blocks) {}
+  RefCounts(RefCounts&&) noexcept;
+  RefCounts& operator=(RefCounts&&) noexcept;
+  ~RefCounts();
+
+  std::uint64_t nr_blocks() const { return nr_blocks_; }
+  // Adds `by` to block b's count (b may be beyond nr_blocks(); callers check ranges).
+  void inc(std::uint64_t b, std::uint32_t by = 1);
+  // Subtracts one; a count of 0 stays 0. Returns the new count.
+  std::uint32_t dec(std::uint64_t b);
+  void set(std::uint64_t b, std::uint32_t count);
+  std::uint32_t get(std::uint64_t b) const;
+  // Number of blocks with a non-zero count.
+  std::uint64_t nr_nonzero() const;
+  // Calls fn(block, count) for every non-zero count in ascending block order.
+  void for_each_nonzero(const std::function<void(std::uint64_t, std::uint32_t)>& fn) const;
+  // Bytes of heap in use (approximate), for benchmarks and tests.
+  std::size_t memory_bytes() const;
+
+ private:
+  // Sparse entries pack (offset << 2 | small count); dense is 2 bits a block.
+  struct Page {
+    static constexpr std::size_t kDenseWords = kPageBlocks / 32;
+    static constexpr std::size_t kMaxSparse = kDenseWords * 2;  // same bytes as dense
+
+    std::vector<std::uint32_t> sparse;
+    std::vector<std::uint64_t> dense;  // empty while sparse
+
+    unsigned get(std::uint32_t off) const {
+      if (!dense.empty()) return static_cast<unsigned>((dense[off / 32] >> (2 * (off % 32))) & 3);
+      auto it = lower(off);
+      return it != sparse.end() && (*it >> 2) == off ? (*it & 3) : 0;
+    }
+    void set(std::uint32_t off, unsigned v) {
+      if (!dense.empty()) {
+        std::uint64_t& w = dense[off / 32];
+        unsigned sh = 2 * (off % 32);
+        w = (w & ~(3ull << sh)) | (std::uint64_t{v} << sh);
+        return;
+      }
+      auto it = lower(off);
+      if (it != sparse.end() && (*it >> 2) == off) {
+        if (v)
+          *it = (off << 2) | v;
+        else
+          sparse.erase(it);
+        return;
+      }
+      if (!v) return;
+      sparse.insert(it, (off << 2) | v);
+      if (sparse.size() > kMaxSparse) densify();
+    }
+    std::vector<std::uint32_t>::const_iterator lower(std::uint32_t off) const {
+      // Fast path: walks usually touch blocks in ascending order.
+      if (sparse.empty() || (sparse.back() >> 2) < off) return sparse.end();
+      return std::lower_bound(sparse.begin(), sparse.end(), off << 2);
+    }
+    std::vector<std::uint32_t>::iterator lower(std::uint32_t off) {
+      if (sparse.empty() || (sparse.back() >> 2) < off) return sparse.end();
+      return std::lower_bound(sparse.begin(), sparse.end(), off << 2);
+    }
+    void densify() {
+      dense.assign(kDenseWords, 0);
+      for (std::uint32_t e : sparse) {
+        std::uint32_t off = e >> 2;
+        dense[off / 32] |= std::uint64_t{e & 3} << (2 * (off % 32));
+      }
+      sparse.clear();
+      sparse.shrink_to_fit();
+    }
+    std::size_t bytes() const { return sparse.capacity() * 4 + dense.capacity() * 8 + sizeof(*this); }
+  };
+  Page& page(std::uint64_t index);
+  const Page* find_page(std::uint64_t index) const;
+
+  std::uint64_t nr_blocks_;
+  std::unordered_map<std::uint64_t, std::unique_ptr<Page>> pages_;
+  std::unordered_map<std::uint64_t, std::uint32_t> overflow_;  // full counts of blocks >= 3
+};
+
+}  // namespace thinmeta::pdata

@@ -1,0 +1,88 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""An independent little decoder of dm-thin metadata for tests: checksums (FORMAT.md §3),
+superblock fields, btree nodes, and helpers to damage a copy of an image."""
+import struct
+
+SALTS = {"superblock": 160774, "node": 121107, "bitmap": 240779, "index": 160478}
+BS = 4096
+
+
+def _table():
+    t = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        t.append(c)
+    return t
+
+
+_T = _table()
+
+
+def crc32c_raw(data, crc=0xFFFFFFFF):
+    for b in data:
+        crc = (crc >> 8) ^ _T[(crc ^ b) & 0xFF]
+    return crc
+
+
+def checksum(block, kind):
+    return crc32c_raw(bytes(block[4:BS])) ^ SALTS[kind]
+
+
+def fix_checksum(block, kind):
+    block[0:4] = struct.pack("<I", checksum(block, kind))
+
+
+def node(block):
+    flags, blocknr, nr, mx, vs = struct.unpack_from("<IQIII", block, 4)
+    keys = list(struct.unpack_from(f"<{nr}Q", block, 32))
+    vals = [bytes(block[32 + 8 * mx + vs * i: 32 + 8 * mx + vs * (i + 1)]) for i in range(nr)]
+    return {"flags": flags, "blocknr": blocknr, "nr": nr, "max": mx, "vsize": vs, "keys": keys,
+            "values": vals}
+
+
+class Image:
+    def __init__(self, data):
+        self.data = bytes(data)
+
+    def block(self, b):
+        return self.data[b * BS:(b + 1) * BS]
+
+    def sb(self):
+        s = self.block(0)
+        return {"held_root": struct.unpack_from("<Q", s, 56)[0],
+                "mapping_root": struct.unpack_from("<Q", s, 320)[0],
+                "details_root": struct.unpack_from("<Q", s, 328)[0],
+                "data_sm": struct.unpack_from("<QQQQ", s, 64),
+                "metadata_sm": struct.unpack_from("<QQQQ", s, 192)}
+
+    def leaves(self, root):
+        """(block, node) of every leaf under root, in key order."""
+        n = node(self.block(root))
+        if n["flags"] == 2:
+            return [(root, n)]
+        out = []
+        for v in n["values"]:
+            out += self.leaves(struct.unpack("<Q", v)[0])
+        return out
+
+    def device_roots(self, mapping_root=None):
+        r = mapping_root if mapping_root is not None else self.sb()["mapping_root"]
+        out = {}
+        for _, leaf in self.leaves(r):
+            for k, v in zip(leaf["keys"], leaf["values"]):
+                out[k] = struct.unpack("<Q", v)[0]
+        return out
+
+    def first_leaf(self, root):
+        return self.leaves(root)[0][0]
+
+    def with_block_changed(self, b, mutate, fix_csum=True, kind="node"):
+        data = bytearray(self.data)
+        blk = bytearray(data[b * BS:(b + 1) * BS])
+        mutate(blk)
+        if fix_csum:
+            fix_checksum(blk, kind)
+        data[b * BS:(b + 1) * BS] = blk
+        return bytes(data)

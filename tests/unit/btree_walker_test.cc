@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// The shared walker on hand-built and corrupted trees: order, damage ranges, hostile shapes.
+#include <gtest/gtest.h>
+
+#include "persistent-data/btree_walker.h"
+#include "persistent-data/endian.h"
+#include "tests/unit/test_support.h"
+
+using namespace thinmeta;
+using namespace thinmeta::pdata;
+
+namespace {
+
+struct Collect : BtreeVisitor {
+  std::vector<std::uint64_t> keys;
+  std::vector<Damage> damage_seen;
+  unsigned batches = 0;
+  Flow internal(const NodeContext&, const NodeView&) override {
+    ++batches;
+    return Flow::kContinue;
+  }
+  Flow leaf(const NodeContext&, const NodeView& n) override {
+    for (std::uint32_t i = 0; i < n.nr_entries(); ++i) {
+      keys.push_back(n.key(i));
+      EXPECT_EQ(n.value64(i), n.key(i) * 10);
+    }
+    return Flow::kContinue;
+  }
+  Flow damage(const Damage& d) override {
+    damage_seen.push_back(d);
+    return Flow::kContinue;
+  }
+};
+
+WalkOptions opts() {
+  WalkOptions o;
+  o.leaf_value_size = 8;
+  return o;
+}
+
+}  // namespace
+
+TEST(BtreeWalker, VisitsEveryKeyInOrder) {
+  auto io = make_memory_engine(64);
+  test::two_level_tree(*io, 10, 100);
+  Collect c;
+  EXPECT_EQ(walk_btree(*io, 1, opts(), c), Flow::kContinue);
+  ASSERT_EQ(c.keys.size(), 1000u);
+  for (std::size_t i = 0; i < c.keys.size(); ++i) EXPECT_EQ(c.keys[i], i);
+  EXPECT_TRUE(c.damage_seen.empty());
+}
+
+TEST(BtreeWalker, BadChecksumLosesExactlyThatLeafsRange) {
+  auto io = make_memory_engine(64);
+  auto leaves = test::two_level_tree(*io, 10, 100);
+  test::mutate_block(*io, leaves[4], [](std::uint8_t* b) { b[200] ^= 1; }, false);
+  Collect c;
+  walk_btree(*io, 1, opts(), c);
+  EXPECT_EQ(c.keys.size(), 900u);
+  ASSERT_EQ(c.damage_seen.size(), 1u);
+  EXPECT_EQ(c.damage_seen[0].addr, leaves[4]);
+  EXPECT_EQ(c.damage_seen[0].lost.begin, 400u);
+  EXPECT_EQ(c.damage_seen[0].lost.end, std::optional<std::uint64_t>(500));
+  EXPECT_NE(c.damage_seen[0].what.find("bad checksum"), std::string::npos);
+}
+
+TEST(BtreeWalker, WrongSelfBlockNumber) {
+  auto io = make_memory_engine(64);
+  auto leaves = test::two_level_tree(*io, 3, 100);
+  test::mutate_block(*io, leaves[1], [](std::uint8_t* b) { store_le64(b + 8, 50); });
+  Collect c;
+  walk_btree(*io, 1, opts(), c);
+  ASSERT_EQ(c.damage_seen.size(), 1u);
+  EXPECT_NE(c.damage_seen[0].what.find("bad block number"), std::string::npos);
+}
+
+TEST(BtreeWalker, KeysOutOfOrderAndOutsideParentRange) {
+  auto io = make_memory_engine(64);
+  auto leaves = test::two_level_tree(*io, 3, 100);
+  test::mutate_block(*io, leaves[1], [](std::uint8_t* b) { store_le64(b + 32 + 8 * 5, 1); });
+  test::mutate_block(*io, leaves[2], [](std::uint8_t* b) { store_le64(b + 32, 150); });
+  Collect c;
+  walk_btree(*io, 1, opts(), c);
+  ASSERT_EQ(c.damage_seen.size(), 2u);
+  EXPECT_NE(c.damage_seen[0].what.find("keys out of order"), std::string::npos);
+  EXPECT_NE(c.damage_seen[1].what.find("outside the range"), std::string::npos);
+}
+
+TEST(BtreeWalker, NrEntriesAboveMax) {
+  auto io = make_memory_engine(64);
+  auto leaves = test::two_level_tree(*io, 3, 100);
+  test::mutate_block(*io, leaves[0], [](std::uint8_t* b) { store_le32(b + 16, 253); });
+  Collect c;
+  walk_btree(*io, 1, opts(), c);
+  ASSERT_EQ(c.damage_seen.size(), 1u);
+  EXPECT_NE(c.damage_seen[0].what.find("nr_entries"), std::string::npos);
+}
+
+TEST(BtreeWalker, ChildBeyondTheDevice) {
+  auto io = make_memory_engine(64);
+  test::two_level_tree(*io, 3, 100);
+  test::mutate_block(*io, 1, [](std::uint8_t* b) { store_le64(b + 32 + 8 * 252 + 8, 1000000); });
+  Collect c;
+  walk_btree(*io, 1, opts(), c);
+  EXPECT_EQ(c.keys.size(), 200u);
+  ASSERT_EQ(c.damage_seen.size(), 1u);
+  EXPECT_NE(c.damage_seen[0].what.find("beyond the end"), std::string::npos);
+}
+
+TEST(BtreeWalker, CycleIsReportedNotFollowed) {
+  auto io = make_memory_engine(64);
+  test::two_level_tree(*io, 3, 100);
+  // The root's second child points back at the root.
+  test::mutate_block(*io, 1, [](std::uint8_t* b) { store_le64(b + 32 + 8 * 252 + 8, 1); });
+  Collect c;
+  walk_btree(*io, 1, opts(), c);
+  ASSERT_EQ(c.damage_seen.size(), 1u);
+  EXPECT_NE(c.damage_seen[0].what.find("cycle"), std::string::npos);
+}
+
+TEST(BtreeWalker, AbsurdDepthIsBounded) {
+  // A chain of internal nodes, each with one child: deeper than any valid tree.
+  auto io = make_memory_engine(128);
+  for (BlockAddr b = 1; b < 100; ++b) test::put_node(*io, b, false, {{0, b + 1}});
+  test::put_node(*io, 100, true, {{0, 0}});
+  Collect c;
+  WalkOptions o = opts();
+  o.check_fill = false;
+  walk_btree(*io, 1, o, c);
+  ASSERT_EQ(c.damage_seen.size(), 1u);
+  EXPECT_NE(c.damage_seen[0].what.find("too deep"), std::string::npos);
+}
+
+TEST(BtreeWalker, UnderfilledNonRootNode) {
+  auto io = make_memory_engine(64);
+  test::two_level_tree(*io, 3, 10);  // 10 < 252 / 3
+  Collect c;
+  walk_btree(*io, 1, opts(), c);
+  EXPECT_EQ(c.damage_seen.size(), 3u);
+  WalkOptions o = opts();
+  o.check_fill = false;
+  Collect c2;
+  walk_btree(*io, 1, o, c2);
+  EXPECT_TRUE(c2.damage_seen.empty());
+  EXPECT_EQ(c2.keys.size(), 30u);
+}
+
+TEST(BtreeWalker, EnterCanSkipSubtrees) {
+  auto io = make_memory_engine(64);
+  auto leaves = test::two_level_tree(*io, 4, 100);
+  struct Skip : Collect {
+    BlockAddr skip;
+    bool enter(const NodeContext& c) override { return c.addr != skip; }
+  } v;
+  v.skip = leaves[2];
+  walk_btree(*io, 1, opts(), v);
+  EXPECT_EQ(v.keys.size(), 300u);
+}
+
+TEST(BtreeWalker, StopEndsTheWalk) {
+  auto io = make_memory_engine(64);
+  test::two_level_tree(*io, 4, 100);
+  struct Stopper : Collect {
+    Flow leaf(const NodeContext& c, const NodeView& n) override {
+      Collect::leaf(c, n);
+      return Flow::kStop;
+    }
+  } v;
+  EXPECT_EQ(walk_btree(*io, 1, opts(), v), Flow::kStop);
+  EXPECT_EQ(v.keys.size(), 100u);
+}

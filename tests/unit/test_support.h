@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// Test-only helpers: hand-built btree nodes in a memory engine.
+#pragma once
+
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "persistent-data/btree_node.h"
+#include "persistent-data/checksum.h"
+#include "persistent-data/endian.h"
+#include "persistent-data/io_engine.h"
+
+namespace thinmeta::test {
+
+using pdata::BlockAddr;
+
+// Writes one node with the given keys and 8-byte values at `at`.
+inline void put_node(pdata::IoEngine& io, BlockAddr at, bool leaf,
+                     const std::vector<std::pair<std::uint64_t, std::uint64_t>>& entries,
+                     std::uint32_t value_size = 8) {
+  pdata::AlignedBuffer b(1);
+  std::uint8_t* p = b.data();
+  std::uint32_t max = pdata::max_entries_for(value_size);
+  pdata::store_le32(p + 4, leaf ? pdata::kNodeLeaf : pdata::kNodeInternal);
+  pdata::store_le64(p + 8, at);
+  pdata::store_le32(p + 16, static_cast<std::uint32_t>(entries.size()));
+  pdata::store_le32(p + 20, max);
+  pdata::store_le32(p + 24, value_size);
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    pdata::store_le64(p + 32 + 8 * i, entries[i].first);
+    std::uint8_t* v = p + 32 + 8 * max + value_size * i;
+    if (value_size >= 8)
+      pdata::store_le64(v, entries[i].second);
+    else
+      pdata::store_le32(v, static_cast<std::uint32_t>(entries[i].second));
+  }
+  pdata::stamp_checksum(p, pdata::BlockKind::kNode);
+  ASSERT_TRUE(io.write(at, p).has_value());
+}
+
+// Applies f to block `at` and, if restamp, recomputes its node checksum.
+template <typename F>
+void mutate_block(pdata::IoEngine& io, BlockAddr at, F f, bool restamp = true) {
+  pdata::AlignedBuffer b(1);
+  ASSERT_TRUE(io.read(at, b.data()).has_value());
+  f(b.data());
+  if (restamp) pdata::stamp_checksum(b.data(), pdata::BlockKind::kNode);
+  ASSERT_TRUE(io.write(at, b.data()).has_value());
+}
+
+// A two-level tree: leaves of `per_leaf` consecutive keys (value = key * 10) under a root at 1.
+// Leaves live at blocks 2.. . Returns the leaf addresses.
+inline std::vector<BlockAddr> two_level_tree(pdata::IoEngine& io, unsigned nr_leaves,
+                                             unsigned per_leaf) {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> root;
+  std::vector<BlockAddr> leaves;
+  for (unsigned l = 0; l < nr_leaves; ++l) {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> e;
+    for (unsigned k = 0; k < per_leaf; ++k) {
+      std::uint64_t key = std::uint64_t{l} * per_leaf + k;
+      e.emplace_back(key, key * 10);
+    }
+    BlockAddr at = 2 + l;
+    put_node(io, at, true, e);
+    root.emplace_back(e.front().first, at);
+    leaves.push_back(at);
+  }
+  put_node(io, 1, false, root);
+  return leaves;
+}
+
+}  // namespace thinmeta::test

@@ -3,7 +3,12 @@
 // Damage found inside metadata is reported to visitors instead (see btree_walker.h).
 #pragma once
 
+#include <version>
+#if defined(__cpp_lib_expected)
 #include <expected>
+#else
+#include "persistent-data/expected_compat.h"
+#endif
 #include <string>
 #include <utility>
 

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "persistent-data/aio_engine.h"
 #include "persistent-data/io_engine.h"
 #include "persistent-data/sync_engine.h"
 
@@ -25,12 +26,18 @@ Result<std::unique_ptr<IoEngine>> open_engine(const std::string& path, const Ope
   if (!is_blk && !S_ISREG(st.st_mode))
     return fail(Errc::kInvalidArgument, "Not a block device or regular file '" + path + "'.");
 
+  // Engine: libaio with O_DIRECT for block devices (bypass the page cache: the kernel may be
+  // writing the device); pread through the page cache for image files. THINMETA_IO_ENGINE
+  // (or OpenOptions::engine) forces one; aio on a file uses O_DIRECT when the file system
+  // allows it.
+  EngineKind kind = opts.engine == EngineKind::kAuto ? engine_from_env() : opts.engine;
+  if (kind == EngineKind::kAuto) kind = is_blk ? EngineKind::kAio : EngineKind::kSync;
   int flags = (opts.writable ? O_RDWR : O_RDONLY) | O_CLOEXEC;
-  if (is_blk) {
-    flags |= O_DIRECT;  // bypass the page cache: the kernel may be writing this device
-    if (opts.exclusive) flags |= O_EXCL;
-  }
-  int fd = ::open(path.c_str(), flags);
+  if (is_blk && opts.exclusive) flags |= O_EXCL;
+  bool direct = is_blk || kind == EngineKind::kAio;
+  int fd = ::open(path.c_str(), direct ? flags | O_DIRECT : flags);
+  if (fd < 0 && direct && errno == EINVAL && !is_blk)  // file system without O_DIRECT
+    fd = ::open(path.c_str(), flags);
   if (fd < 0) {
     int e = errno;
     if (e == EBUSY)
@@ -45,6 +52,8 @@ Result<std::unique_ptr<IoEngine>> open_engine(const std::string& path, const Ope
     ::close(fd);
     return fail(Errc::kIo, "Couldn't get the size of '" + path + "': " + std::strerror(e));
   }
+  if (kind == EngineKind::kAio)
+    if (auto aio = make_aio_engine(fd, size)) return aio;
   return make_sync_engine(fd, size);
 }
 

@@ -30,9 +30,11 @@ def ref(tool):
     return p
 
 
-def run(argv, stdin=None, check=False):
-    """Runs argv; returns (exit code, stdout bytes, stderr bytes)."""
-    p = subprocess.run(argv, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def run(argv, stdin=None, check=False, env=None):
+    """Runs argv (env: extra environment variables); returns (exit code, stdout, stderr)."""
+    full_env = dict(os.environ, **env) if env else None
+    p = subprocess.run(argv, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       env=full_env)
     if check and p.returncode != 0:
         raise RuntimeError(f"{argv} failed ({p.returncode}): {p.stderr.decode(errors='replace')}")
     return p.returncode, p.stdout, p.stderr

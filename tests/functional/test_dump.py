@@ -45,6 +45,10 @@ for name, xml, binp in corpus():
         same(["--dev-id", str(pick[1]), "--skip-mappings", "-f", "human_readable", binp],
              f"{name} --dev-id --skip-mappings human")
     same(["--dev-id", "99999999", binp], f"{name} --dev-id absent")
+    # Both I/O engines read the same bytes (aio opens files with O_DIRECT).
+    for engine in ("aio", "sync"):
+        rc, o, e = run([ours("thin_dump"), binp], env={"THINMETA_IO_ENGINE": engine})
+        F.check(rc == 0 and o == open(xml, "rb").read(), f"{name}: engine {engine}: {e!r}")
     same(["-o", os.path.join(work_dir(), "dump-o.xml"), binp], f"{name} -o")
 
 # -o writes the same bytes as stdout, through a temporary file renamed at the end.
@@ -69,7 +73,10 @@ w = os.path.join(work_dir(), "bad")
 os.makedirs(w, exist_ok=True)
 
 
-def bad(args, what, expect_in=None):
+def bad(args, what, expect_in=None, ref_too=True):
+    if ref_too:  # the reference fails the same way (exit status; its wording is older)
+        rc_ref = run([ref("thin_dump")] + args)[0]
+        F.check(rc_ref == 1, f"{what}: the reference exits {rc_ref}")
     rc, out, err = run([ours("thin_dump")] + args)
     text = err.decode(errors="replace")
     F.check(rc == 1, f"{what}: exit {rc}, expected 1 ({text.strip()})")
@@ -109,9 +116,10 @@ bad(["-f", "bogus", tiny], "unknown format", "unknown format")
 bad(["--dev-id", "x", tiny], "bad --dev-id", "Couldn't parse")
 bad(["--bogus", tiny], "unknown option", "unrecognised option")
 bad(["-o", os.path.join(w, "no", "such", "dir", "out.xml"), tiny], "-o into a missing directory",
-    "Couldn't create output file")
+    "Couldn't create output file", ref_too=False)  # 0.9.0 exits 0 here: a listed bug
 trunc = write("truncated", open(deep, "rb").read()[: 64 * 4096])
-bad([trunc], "file shorter than the superblock says", "shorter than the superblock says")
+bad([trunc], "file shorter than the superblock says", "shorter than the superblock says",
+    ref_too=False)
 bad([corrupt("badcsum", tiny, 100, b"\xff")], "bad superblock checksum", "bad checksum in superblock")
 
 
@@ -128,9 +136,9 @@ def sb_fixed(name, mutate):
 
 
 bad([sb_fixed("badmagic", lambda b: b.__setitem__(slice(32, 40), b"\1" * 8))], "wrong magic",
-    "bad magic in superblock")
+    "bad magic in superblock", ref_too=False)  # 0.9.0 does not check the magic
 bad([sb_fixed("badversion", lambda b: b.__setitem__(slice(40, 44), struct.pack("<I", 9)))],
-    "bad version", "unsupported metadata version")
+    "bad version", "unsupported metadata version", ref_too=False)
 held = sb_fixed("heldbogus", lambda b: b.__setitem__(slice(56, 64), struct.pack("<Q", 5)))
 bad(["-m", held], "-m with a bogus held block", "bad checksum in metadata snapshot superblock")
 bad(["-m9", held], "-m<N> that does not match", "metadata snapshot does not match")
@@ -159,7 +167,7 @@ cases = [
 for what, blk, mutate, fix, expect in cases:
     data = img.with_block_changed(blk, mutate, fix_csum=fix)
     p = write("damaged-" + what.replace(" ", "_"), data)
-    bad([p], "damaged: " + what, expect)
+    bad([p], "damaged: " + what, expect, ref_too=False)
     rc_ref = run([ref("thin_dump"), p])[0]
     if what != "cycle":  # 0.9.0 does not notice a node that points back at the root
         F.check(rc_ref != 0, f"damaged: {what}: the reference also fails (rc {rc_ref})")

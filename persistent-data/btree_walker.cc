@@ -12,8 +12,14 @@ namespace {
 
 std::string range_str(BlockAddr addr) { return " (block " + std::to_string(addr) + ")"; }
 
+// Reads ahead: the children of consecutive internal siblings are read as one batch of up to
+// kMaxBatch blocks, so a walk keeps many requests in flight (libaio) instead of one node's
+// worth. Visitor callbacks still arrive in exact depth-first key order; only enter() (which
+// decides what to read) runs ahead.
 class Walker {
  public:
+  static constexpr std::size_t kMaxBatch = 512;
+
   Walker(IoEngine& io, const WalkOptions& opts, BtreeVisitor& v) : io_(io), opts_(opts), v_(v) {}
 
   Flow walk(BlockAddr root) {
@@ -28,80 +34,121 @@ class Walker {
     if (err)
       return v_.damage({root, ctx.range, std::string("read error: ") + std::strerror(err) +
                                              range_str(root)});
-    return visit(ctx, buf.data());
+    return visit_kids(std::span<const NodeContext>(&ctx, 1), buf.data(), &err);
   }
 
  private:
-  Flow visit(const NodeContext& ctx, const std::uint8_t* block) {
-    if (auto bad = validate_block(block, ctx.addr, BlockKind::kNode))
-      return v_.damage({ctx.addr, ctx.range, *bad});
+  // An internal node that has been checked, with the children it will visit.
+  struct Expanded {
+    NodeContext ctx;
+    const std::uint8_t* block;
+    std::vector<Damage> pending;    // children that cannot be read
+    std::vector<NodeContext> kids;  // children to read
+  };
+
+  // Everything that makes a node unusable, as Damage.
+  std::optional<Damage> check(const NodeContext& ctx, const std::uint8_t* block) const {
+    auto bad = [&](std::string what) { return Damage{ctx.addr, ctx.range, std::move(what)}; };
+    if (auto d = validate_block(block, ctx.addr, BlockKind::kNode)) return bad(*d);
     NodeView n(block);
-    if (auto bad = check_node_shape(n, ctx.addr, opts_.leaf_value_size))
-      return v_.damage({ctx.addr, ctx.range, *bad});
+    if (auto d = check_node_shape(n, ctx.addr, opts_.leaf_value_size)) return bad(*d);
     std::uint32_t nr = n.nr_entries();
-    if (nr > 0) {
-      if (n.key(0) < ctx.range.begin || (ctx.range.end && n.key(nr - 1) >= *ctx.range.end))
-        return v_.damage({ctx.addr, ctx.range,
-                          "keys outside the range given by the parent" + range_str(ctx.addr)});
-    }
+    if (nr > 0 &&
+        (n.key(0) < ctx.range.begin || (ctx.range.end && n.key(nr - 1) >= *ctx.range.end)))
+      return bad("keys outside the range given by the parent" + range_str(ctx.addr));
     if (opts_.check_fill && ctx.depth > 0 && nr < n.max_entries() / 3)
-      return v_.damage({ctx.addr, ctx.range,
-                        "too few entries (" + std::to_string(nr) + ") in non-root btree node" +
-                            range_str(ctx.addr)});
-    if (n.is_leaf()) return v_.leaf(ctx, n);
-
-    if (nr == 0 && ctx.depth > 0)
-      return v_.damage({ctx.addr, ctx.range, "empty internal node" + range_str(ctx.addr)});
-    if (ctx.depth + 1 >= opts_.max_depth)
-      return v_.damage({ctx.addr, ctx.range, "btree too deep" + range_str(ctx.addr)});
-    if (v_.internal(ctx, n) == Flow::kStop) return Flow::kStop;
-
-    path_.push_back(ctx.addr);
-    Flow f = visit_children(ctx, n);
-    path_.pop_back();
-    return f;
+      return bad("too few entries (" + std::to_string(nr) + ") in non-root btree node" +
+                 range_str(ctx.addr));
+    if (n.is_internal()) {
+      if (nr == 0 && ctx.depth > 0) return bad("empty internal node" + range_str(ctx.addr));
+      if (ctx.depth + 1 >= opts_.max_depth) return bad("btree too deep" + range_str(ctx.addr));
+    }
+    return std::nullopt;
   }
 
-  Flow visit_children(const NodeContext& ctx, const NodeView& n) {
+  // Decides which children of e.block to read (calls enter()), noting those that cannot be.
+  void collect(Expanded& e) {
+    NodeView n(e.block);
     std::uint32_t nr = n.nr_entries();
-    // Collect the children to read; report the ones that cannot be.
-    std::vector<NodeContext> kids;
-    std::vector<BlockAddr> addrs;
-    kids.reserve(nr);
-    addrs.reserve(nr);
+    e.kids.reserve(nr);
     for (std::uint32_t i = 0; i < nr; ++i) {
-      KeyRange r{n.key(i), i + 1 < nr ? std::optional<std::uint64_t>(n.key(i + 1)) : ctx.range.end};
-      NodeContext kid{n.value64(i), ctx.depth + 1, r};
-      if (kid.addr >= io_.nr_blocks()) {
-        if (v_.damage({kid.addr, r,
-                       "child pointer beyond the end of the metadata device" +
-                           range_str(kid.addr)}) == Flow::kStop)
-          return Flow::kStop;
-        continue;
-      }
-      if (on_path(kid.addr)) {
-        if (v_.damage({kid.addr, r, "cycle in btree" + range_str(kid.addr)}) == Flow::kStop)
-          return Flow::kStop;
-        continue;
-      }
-      if (!v_.enter(kid)) continue;
-      kids.push_back(kid);
-      addrs.push_back(kid.addr);
+      KeyRange r{n.key(i), i + 1 < nr ? std::optional<std::uint64_t>(n.key(i + 1)) : e.ctx.range.end};
+      NodeContext kid{n.value64(i), e.ctx.depth + 1, r};
+      if (kid.addr >= io_.nr_blocks())
+        e.pending.push_back({kid.addr, r, "child pointer beyond the end of the metadata device" +
+                                              range_str(kid.addr)});
+      else if (kid.addr == e.ctx.addr || on_path(kid.addr))
+        e.pending.push_back({kid.addr, r, "cycle in btree" + range_str(kid.addr)});
+      else if (v_.enter(kid))
+        e.kids.push_back(kid);
     }
-    if (kids.empty()) return Flow::kContinue;
+  }
 
-    // One buffer set per depth, reused: memory is bounded by the height, not the tree size.
-    if (bufs_.size() <= ctx.depth) bufs_.resize(ctx.depth + 1);
-    AlignedBuffer& bufs = bufs_[ctx.depth];
-    bufs.resize(kids.size());
-    std::vector<int> errs(kids.size());
-    io_.read_many(addrs, bufs.data(), errs);
-    for (std::size_t i = 0; i < kids.size(); ++i) {
-      Flow f = errs[i] ? v_.damage({kids[i].addr, kids[i].range,
-                                    std::string("read error: ") + std::strerror(errs[i]) +
-                                        range_str(kids[i].addr)})
-                       : visit(kids[i], bufs.block(i));
+  // Visits nodes already read (kids[i] is at base + i * kBlockSize, errs[i] its read status),
+  // in order. Runs of internal siblings are expanded together.
+  Flow visit_kids(std::span<const NodeContext> kids, const std::uint8_t* base, const int* errs) {
+    std::size_t i = 0;
+    while (i < kids.size()) {
+      const std::uint8_t* block = base + i * kBlockSize;
+      if (errs[i]) {
+        if (v_.damage({kids[i].addr, kids[i].range,
+                       std::string("read error: ") + std::strerror(errs[i]) +
+                           range_str(kids[i].addr)}) == Flow::kStop)
+          return Flow::kStop;
+        ++i;
+        continue;
+      }
+      if (auto d = check(kids[i], block)) {
+        if (v_.damage(*d) == Flow::kStop) return Flow::kStop;
+        ++i;
+        continue;
+      }
+      NodeView n(block);
+      if (n.is_leaf()) {
+        if (v_.leaf(kids[i], n) == Flow::kStop) return Flow::kStop;
+        ++i;
+        continue;
+      }
+      // A run of valid internal siblings whose children fit one batch.
+      std::vector<Expanded> group;
+      std::size_t total = 0, j = i;
+      while (j < kids.size() && !errs[j]) {
+        const std::uint8_t* bj = base + j * kBlockSize;
+        if (j > i && (check(kids[j], bj) || !NodeView(bj).is_internal())) break;
+        if (!group.empty() && total + NodeView(bj).nr_entries() > kMaxBatch) break;
+        group.push_back(Expanded{kids[j], bj, {}, {}});
+        collect(group.back());
+        total += group.back().kids.size();
+        ++j;
+      }
+      if (expand(group) == Flow::kStop) return Flow::kStop;
+      i = j;
+    }
+    return Flow::kContinue;
+  }
+
+  // Reads the children of every node in the group as one batch, then visits each node's
+  // subtree in order.
+  Flow expand(std::vector<Expanded>& group) {
+    std::vector<BlockAddr> addrs;
+    for (const auto& e : group)
+      for (const auto& k : e.kids) addrs.push_back(k.addr);
+    unsigned depth = group.front().ctx.depth;
+    if (bufs_.size() <= depth) bufs_.resize(depth + 1);
+    AlignedBuffer& bufs = bufs_[depth];
+    bufs.resize(std::max<std::size_t>(addrs.size(), 1));
+    std::vector<int> errs(addrs.size());
+    if (!addrs.empty()) io_.read_many(addrs, bufs.data(), errs);
+    std::size_t off = 0;
+    for (auto& e : group) {
+      if (v_.internal(e.ctx, NodeView(e.block)) == Flow::kStop) return Flow::kStop;
+      for (const auto& d : e.pending)
+        if (v_.damage(d) == Flow::kStop) return Flow::kStop;
+      path_.push_back(e.ctx.addr);
+      Flow f = visit_kids(e.kids, bufs.block(off), errs.data() + off);
+      path_.pop_back();
       if (f == Flow::kStop) return Flow::kStop;
+      off += e.kids.size();
     }
     return Flow::kContinue;
   }
@@ -115,8 +162,8 @@ class Walker {
   IoEngine& io_;
   const WalkOptions& opts_;
   BtreeVisitor& v_;
-  std::vector<BlockAddr> path_;
-  std::deque<AlignedBuffer> bufs_;  // deque: growing keeps references valid
+  std::vector<BlockAddr> path_;    // ancestors of the nodes being visited
+  std::deque<AlignedBuffer> bufs_;  // one batch buffer per depth; deque keeps references valid
 };
 
 }  // namespace

@@ -21,6 +21,8 @@
  *   blkwrite loop    DEV BS LEN TAG FIRST COUNT STOPFILE
  *                    rewrite blocks FIRST..FIRST+COUNT-1 round-robin until
  *                    STOPFILE exists; prints number of writes done
+ *   blkwrite writeat FILE LEN               stdin lines "<byte offset> <vblock> <tag>":
+ *                                              write the pattern for (tag, vblock) there
  *   blkwrite checkat FILE LEN               stdin lines "<byte offset> <vblock> <tag>":
  *                                              verify pattern at that offset of FILE,
  *                                              print mismatches, exit 1 if any
@@ -314,10 +316,34 @@ static int do_checkat(int argc, char **argv)
 	return badn ? 1 : 0;
 }
 
+static int do_writeat(int argc, char **argv)
+{
+	if (argc != 4)
+		die("writeat: FILE LEN%s", "");
+	uint64_t len = num(argv[3]);
+	check_geom(len, len);
+	int fd = open(argv[2], O_WRONLY);
+	if (fd < 0)
+		die("open %s", argv[2]);
+	unsigned char *buf = abuf(len);
+	unsigned long long off, vb, tag;
+	uint64_t n = 0;
+	while (scanf("%llu %llu %llu", &off, &vb, &tag) == 3) {
+		fill(buf, len, tag, vb);
+		if (pwrite(fd, buf, len, (off_t)off) != (ssize_t)len)
+			die("writeat %s", argv[2]);
+		n++;
+	}
+	if (fsync(fd))
+		die("fsync %s", argv[2]);
+	fprintf(stderr, "blkwrite: wrote %" PRIu64 " blocks\n", n);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: blkwrite write|verify|expect|discard|loop|checkat ...\n");
+		fprintf(stderr, "usage: blkwrite write|verify|expect|discard|loop|writeat|checkat ...\n");
 		return 2;
 	}
 	const char *m = argv[1];
@@ -331,6 +357,8 @@ int main(int argc, char **argv)
 		return do_discard(argc, argv);
 	if (!strcmp(m, "loop"))
 		return do_loop(argc, argv);
+	if (!strcmp(m, "writeat"))
+		return do_writeat(argc, argv);
 	if (!strcmp(m, "checkat"))
 		return do_checkat(argc, argv);
 	fprintf(stderr, "blkwrite: unknown mode '%s'\n", m);

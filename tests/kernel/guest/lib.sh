@@ -13,7 +13,7 @@ TRUTH=$OUT/truth
 POOL=pool
 BSS=""            # data block size in sectors
 WLEN=${WLEN:-4096} # bytes written per block
-THIN_SECTORS=${THIN_SECTORS:-2147483648}  # 1 TiB virtual size per thin device
+THIN_SECTORS=${THIN_SECTORS:-4398046511104}  # 2 PiB virtual size per thin device
 
 t() { echo "$*" >> "$TRUTH"; }
 say() { echo "== $*" >&2; }
@@ -42,6 +42,7 @@ msg() { $DM message $POOL 0 "$*"; }
 activate() { $DM create thin$1 --table "0 $THIN_SECTORS thin /dev/mapper/$POOL $1"; }
 deactivate() { $DM remove thin$1; }
 create_thin() { msg "create_thin $1"; t "create $1"; activate "$1"; }
+create_thin_inactive() { msg "create_thin $1"; t "create $1"; }
 # create_snap NEW ORIGIN: origin is suspended while the snapshot is taken (if active)
 create_snap() {
   if [ -e /dev/mapper/thin$2 ]; then

@@ -548,6 +548,7 @@ def main():
     stats["seconds"] = round(secs or 0, 1)
     stats["result"] = "FAIL" if errors else "PASS"
     stats["errors"] = errors
+    stats["notes"] = notes
     os.makedirs(outdir_of(name), exist_ok=True)
     with open(os.path.join(outdir_of(name), "summary.json"), "w") as f:
         json.dump(stats, f, indent=1)
@@ -556,7 +557,7 @@ def main():
     for e in errors:
         log("  FAIL: " + (e if len(e) < 700 else e[:700] + " ..."))
     log("%s: %s %s" % (name, stats["result"], " ".join("%s=%s" % (k, v) for k, v in stats.items()
-                                                      if k not in ("errors", "result"))))
+                                                      if k not in ("errors", "result", "notes"))))
     sys.exit(1 if errors else 0)
 
 

@@ -40,6 +40,16 @@ for s in sys.argv[2:]:
     print("%-10s %9s %7s %6s %11s %12s %8s  %s" % (s, g("mappings"), g("devices"), g("depth"), g("meta_blocks"),
                                                 g("meta_nr_blocks"), g("seconds"), j["result"]))
 EOF
+python3 - "$CACHE/out" "${scenarios[@]}" <<'EOF'
+import json, os, sys
+notes = set()
+for s in sys.argv[2:]:
+    p = os.path.join(sys.argv[1], s, "summary.json")
+    if os.path.exists(p):
+        notes.update(json.load(open(p)).get("notes", []))
+for n in sorted(notes):
+    print("NOTE: " + n)
+EOF
 echo "(depth = levels of the deepest per-device mapping tree; meta_used = allocated metadata blocks;"
 echo " meta_blocks = metadata space-map size; seconds = guest boot+run time)"
 total=${#scenarios[@]}

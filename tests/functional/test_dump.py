@@ -51,6 +51,26 @@ for name, xml, binp in corpus():
         F.check(rc == 0 and o == open(xml, "rb").read(), f"{name}: engine {engine}: {e!r}")
     same(["-o", os.path.join(work_dir(), "dump-o.xml"), binp], f"{name} -o")
 
+# A kernel-written pool holding a metadata snapshot (examples/, made by tests/kernel): live,
+# -m, -m<N> and --metadata-snap=<N> all equal the reference, and -m differs from live.
+import subprocess  # noqa: E402
+example = os.path.join(work_dir(), "example.meta")
+subprocess.run(["zstd", "-q", "-d", "-f", os.path.join(os.path.dirname(__file__), "..", "..",
+                "examples", "pool-with-snap.meta.zst"), "-o", example], check=True)
+held = struct.unpack_from("<Q", open(example, "rb").read(64), 56)[0]
+F.check(held != 0, "the example holds a metadata snapshot")
+for fmt in ("xml", "human_readable"):
+    live = same(["-f", fmt, example], f"example live {fmt}")
+    snap = same(["-f", fmt, "-m", example], f"example -m {fmt}")
+    F.check(live != snap, f"example: -m dump differs from the live dump ({fmt})")
+    same(["-f", fmt, f"-m{held}", example], f"example -m{held} {fmt}")
+    same(["-f", fmt, f"--metadata-snap={held}", example], f"example --metadata-snap={held}")
+    same(["-f", fmt, "--dev-id", "4", "-m", example], f"example -m --dev-id 4 {fmt}")
+same([f"-m{held + 1}", example], "example -m<wrong block>")
+F.check(run([ours("thin_dump"), "-m", example])[1] ==
+        open(os.path.join(os.path.dirname(__file__), "..", "..", "examples", "pool-with-snap-m.xml"),
+             "rb").read(), "example -m equals the committed reference dump")
+
 # -o writes the same bytes as stdout, through a temporary file renamed at the end.
 tiny = [b for n, x, b in corpus() if n == "tiny"][0]
 opath = os.path.join(work_dir(), "dump-o.xml")

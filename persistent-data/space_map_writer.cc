@@ -16,7 +16,7 @@ constexpr std::uint32_t kIndexValueSize = 16;
 constexpr std::uint32_t kCountValueSize = 4;
 
 // Streams the counts into bitmap blocks, one after another; returns their index entries.
-std::vector<IndexEntry> write_bitmaps(BlockWriter& w, const RefCounts& counts,
+std::vector<IndexEntry> write_bitmaps(BlockWriter& w, const CountSource& counts,
                                       std::uint64_t nr_blocks) {
   std::uint64_t nb = nr_bitmaps(nr_blocks);
   std::vector<IndexEntry> index(nb);
@@ -38,21 +38,27 @@ std::vector<IndexEntry> write_bitmaps(BlockWriter& w, const RefCounts& counts,
   };
   if (nb == 0) return index;
   open(0);
-  counts.for_each_nonzero([&](std::uint64_t b, std::uint32_t c) {
-    assert(b < nr_blocks);
-    std::uint64_t i = b / kEntriesPerBitmap;
-    while (cur < i) {
-      close(cur);
-      open(++cur);
-    }
-    std::uint64_t e = b % kEntriesPerBitmap;
-    set_bitmap_entry(bm, e, c >= 3 ? 3 : c);
-    ++used;
-    if (!gap) {
-      if (e == next_free)
-        ++next_free;
-      else
-        gap = true;
+  counts.for_each_run([&](std::uint64_t b, std::uint64_t len, std::uint32_t c) {
+    assert(b + len <= nr_blocks);
+    unsigned v = c >= 3 ? 3 : c;
+    while (len) {
+      std::uint64_t i = b / kEntriesPerBitmap;
+      while (cur < i) {
+        close(cur);
+        open(++cur);
+      }
+      std::uint64_t e = b % kEntriesPerBitmap;
+      std::uint64_t n = std::min(len, kEntriesPerBitmap - e);
+      for (std::uint64_t k = 0; k < n; ++k) set_bitmap_entry(bm, e + k, v);
+      used += n;
+      if (!gap) {
+        if (e == next_free)
+          next_free += n;
+        else
+          gap = true;
+      }
+      b += n;
+      len -= n;
     }
   });
   close(cur);
@@ -63,11 +69,12 @@ std::vector<IndexEntry> write_bitmaps(BlockWriter& w, const RefCounts& counts,
   return index;
 }
 
-BlockAddr write_overflow_tree(BlockWriter& w, const RefCounts& counts) {
+BlockAddr write_overflow_tree(BlockWriter& w, const CountSource& counts) {
   BtreeBuilder tree(w, kCountValueSize);
   if (counts.nr_overflow())
-    counts.for_each_nonzero([&](std::uint64_t b, std::uint32_t c) {
-      if (c >= 3) tree.add_u32(b, c);
+    counts.for_each_run([&](std::uint64_t b, std::uint64_t len, std::uint32_t c) {
+      if (c >= 3)
+        for (std::uint64_t k = 0; k < len; ++k) tree.add_u32(b + k, c);
     });
   return tree.finish();
 }
@@ -83,7 +90,7 @@ std::uint64_t metadata_space_map_blocks(std::uint64_t nr_blocks, std::uint64_t n
   return nr_bitmaps(nr_blocks) + 1 + tree_nodes(nr_overflow, kCountValueSize);
 }
 
-SmRoot write_data_space_map(BlockWriter& w, const RefCounts& counts, std::uint64_t nr_blocks) {
+SmRoot write_data_space_map(BlockWriter& w, const CountSource& counts, std::uint64_t nr_blocks) {
   SmRoot root;
   root.nr_blocks = nr_blocks;
   root.nr_allocated = counts.nr_nonzero();
@@ -99,7 +106,7 @@ SmRoot write_data_space_map(BlockWriter& w, const RefCounts& counts, std::uint64
   return root;
 }
 
-SmRoot write_metadata_space_map(BlockWriter& w, const RefCounts& counts, std::uint64_t nr_blocks) {
+SmRoot write_metadata_space_map(BlockWriter& w, const CountSource& counts, std::uint64_t nr_blocks) {
   assert(nr_blocks <= kMaxMetadataBlocks);
   SmRoot root;
   root.nr_blocks = nr_blocks;

@@ -15,12 +15,12 @@ namespace thinmeta::thin {
 using pdata::BlockAddr;
 using pdata::BtreeBuilder;
 using pdata::LeafLevelCounter;
-using pdata::RefCounts;
+using pdata::RunCounts;
 
 struct Restorer::Plan {
   BlockAddr nr_meta = 0;  // blocks of the metadata device that the space map covers
   BlockAddr total = 0;    // blocks written, block 0 included
-  RefCounts data;
+  RunCounts data;
 };
 
 namespace {
@@ -74,11 +74,11 @@ void walk_device(const RestoreDevice& dev, std::vector<RestoreDef>& defs, Out& o
 
 struct CountOut {
   LeafLevelCounter leaves{kMappingValueSize};
-  RefCounts& data;
+  RunCounts& data;
   std::uint64_t pending() const { return leaves.pending(); }
   void run(std::uint64_t, std::uint64_t db, std::uint64_t n, std::uint32_t) {
     leaves.add(n);
-    data.inc_range(db, n);
+    data.add(db, n);
   }
   void shared(RestoreDef& d, std::size_t j) {
     leaves.add_node();
@@ -105,7 +105,6 @@ Result<Restorer::Plan> Restorer::plan(BlockAddr nr_blocks) {
   Plan p;
   p.nr_meta = std::min(nr_blocks, pdata::kMaxMetadataBlocks);
   std::uint64_t nr_data = sb_.data_sm.nr_blocks;
-  p.data = RefCounts(nr_data);
   std::sort(devices_.begin(), devices_.end(),
             [](const RestoreDevice& a, const RestoreDevice& b) { return a.id < b.id; });
   for (RestoreDef& d : defs_) {
@@ -144,8 +143,9 @@ Result<Restorer::Plan> Restorer::plan(BlockAddr nr_blocks) {
       ++total;
       meta_overflow += d.uses[j] >= 3;
       for_each_leaf_run(d, j, [&](std::uint64_t, std::uint64_t db, std::uint64_t n,
-                                  std::uint32_t) { p.data.inc_range(db, n); });
+                                  std::uint32_t) { p.data.add(db, n); });
     }
+  p.data.finish();
   total += pdata::tree_nodes(devices_.size(), kMappingValueSize);
   total += pdata::tree_nodes(devices_.size(), kDetailsValueSize);
   total += pdata::data_space_map_blocks(nr_data, p.data.nr_overflow());
@@ -166,15 +166,15 @@ Result<BlockAddr> Restorer::blocks_needed(BlockAddr nr_blocks) {
 
 Result<RestoreStats> Restorer::commit(pdata::IoEngine& io) {
   THINMETA_TRY(Plan p, plan(io.nr_blocks()));
-  RefCounts meta(p.nr_meta);
-  meta.inc_range(0, p.total);
+  RunCounts meta;
+  meta.add(0, p.total);
 
   // Invalidate the old superblock first: from here on a failure leaves no valid superblock.
   pdata::AlignedBuffer sb_block(1);
   THINMETA_CHECK(io.write(0, sb_block.data()));
   THINMETA_CHECK(io.flush());
 
-  pdata::BlockWriter w(&io, 1, p.nr_meta);
+  pdata::BlockWriter w(&io, 1, p.nr_meta, 256);
   std::vector<std::uint64_t> keys(kLeafMax), values(kLeafMax);
   for (RestoreDef& d : defs_)
     for (std::size_t j = 0; j < d.uses.size(); ++j) {
@@ -190,7 +190,7 @@ Result<RestoreStats> Restorer::commit(pdata::IoEngine& io) {
       std::uint8_t* blk = w.alloc(d.addrs[j]);
       pdata::encode_node(blk, d.addrs[j], true, kMappingValueSize, n, keys.data(),
                          reinterpret_cast<const std::uint8_t*>(values.data()));
-      if (d.uses[j] > 1) meta.inc(d.addrs[j], d.uses[j] - 1);
+      if (d.uses[j] > 1) meta.add(d.addrs[j], 1, d.uses[j] - 1);
     }
 
   std::vector<BlockAddr> roots;
@@ -212,6 +212,7 @@ Result<RestoreStats> Restorer::commit(pdata::IoEngine& io) {
   }
   sb_.device_details_root = details.finish();
   sb_.data_sm = pdata::write_data_space_map(w, p.data, sb_.data_sm.nr_blocks);
+  meta.finish();
   sb_.metadata_sm = pdata::write_metadata_space_map(w, meta, p.nr_meta);
   THINMETA_CHECK(w.finish());
   if (w.next() != p.total)

@@ -14,7 +14,6 @@
 #include <vector>
 
 #include "persistent-data/io_engine.h"
-#include "persistent-data/ref_counts.h"
 #include "thin/sink.h"
 #include "thin/superblock.h"
 

@@ -38,8 +38,12 @@ TEST(BtreeBuilder, LevelSizesFollowTheBulkLoadRule) {
     for (std::size_t i = 0; i < sizes.size(); ++i) {
       sum += sizes[i];
       EXPECT_LE(sizes[i], 252u);
-      if (i + 2 < sizes.size()) EXPECT_EQ(sizes[i], 252u) << n;
-      if (sizes.size() > 1) EXPECT_GE(sizes[i], 126u) << n;
+      if (i + 2 < sizes.size()) {
+        EXPECT_EQ(sizes[i], 252u) << n;
+      }
+      if (sizes.size() > 1) {
+        EXPECT_GE(sizes[i], 126u) << n;
+      }
     }
     EXPECT_EQ(sum, n);
     EXPECT_EQ(pd::level_nodes(n, 252), sizes.size());
@@ -66,7 +70,9 @@ TEST(BtreeBuilder, BuildsValidTreesOfThePlannedSize) {
     EXPECT_EQ(v.damaged, 0u) << n;
     ASSERT_EQ(v.entries.size(), n);
     for (std::uint64_t k = 0; k < n; ++k) EXPECT_EQ(v.entries[k], std::make_pair(k * 3, k + 7));
-    if (n == 70000) EXPECT_EQ(v.max_depth, 2u);  // 278 leaves -> 2 internal nodes -> root
+    if (n == 70000) {
+      EXPECT_EQ(v.max_depth, 2u);  // 278 leaves -> 2 internal nodes -> root
+    }
   }
 }
 

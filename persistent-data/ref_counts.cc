@@ -56,6 +56,27 @@ void RefCounts::inc(std::uint64_t b, std::uint32_t by) {
   }
 }
 
+void RefCounts::inc_range(std::uint64_t b, std::uint64_t len, std::uint32_t by) {
+  if (!by) return;
+  while (len) {
+    Page& p = page(b >> kPageShift);
+    auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
+    std::uint64_t n = std::min<std::uint64_t>(len, kPageBlocks - off);
+    for (std::uint64_t i = 0; i < n; ++i, ++off) {
+      unsigned small = p.get(off);
+      if (small == 3) {
+        overflow_[b + i] += by;
+        continue;
+      }
+      std::uint32_t c = small + by;
+      if (c >= 3) overflow_[b + i] = c;
+      p.set(off, std::min<std::uint32_t>(c, 3));
+    }
+    b += n;
+    len -= n;
+  }
+}
+
 std::uint32_t RefCounts::dec(std::uint64_t b) {
   std::uint32_t c = get(b);
   if (c == 0) return 0;

@@ -33,8 +33,12 @@ class RefCounts {
   std::uint32_t dec(std::uint64_t b);
   void set(std::uint64_t b, std::uint32_t count);
   std::uint32_t get(std::uint64_t b) const;
+  // Adds `by` to each of blocks [b, b + len).
+  void inc_range(std::uint64_t b, std::uint64_t len, std::uint32_t by = 1);
   // Number of blocks with a non-zero count.
   std::uint64_t nr_nonzero() const;
+  // Number of blocks with a count >= 3 (those a space map keeps in its overflow tree).
+  std::uint64_t nr_overflow() const { return overflow_.size(); }
   // Calls fn(block, count) for every non-zero count in ascending block order.
   void for_each_nonzero(const std::function<void(std::uint64_t, std::uint32_t)>& fn) const;
   // Bytes of heap in use (approximate), for benchmarks and tests.

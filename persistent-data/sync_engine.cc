@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -35,21 +36,29 @@ class SyncEngine final : public IoEngine {
   }
 
   Result<> write_many(std::span<const BlockAddr> addrs, const std::uint8_t* bufs) override {
-    for (std::size_t i = 0; i < addrs.size(); ++i) {
-      if (addrs[i] >= nr_)
+    std::size_t i = 0;
+    while (i < addrs.size()) {
+      // Coalesce runs of consecutive addresses into one pwrite.
+      std::size_t j = i + 1;
+      while (j < addrs.size() && addrs[j] == addrs[j - 1] + 1 && j - i < 1024) ++j;
+      if (addrs[j - 1] >= nr_) {
+        BlockAddr bad = std::max<BlockAddr>(addrs[i], nr_);
         return fail(Errc::kNoSpace, "write beyond the end of the metadata device (block " +
-                                        std::to_string(addrs[i]) + ")");
+                                        std::to_string(bad) + ")");
+      }
       const std::uint8_t* p = bufs + i * kBlockSize;
-      std::size_t done = 0;
-      while (done < kBlockSize) {
-        ssize_t n = ::pwrite(fd_, p + done, kBlockSize - done,
+      std::size_t len = (j - i) * kBlockSize, done = 0;
+      while (done < len) {
+        ssize_t n = ::pwrite(fd_, p + done, len - done,
                              static_cast<off_t>(addrs[i] * kBlockSize + done));
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0)
-          return fail(Errc::kIo, "write of metadata block " + std::to_string(addrs[i]) +
+          return fail(Errc::kIo, "write of metadata block " +
+                                     std::to_string(addrs[i] + done / kBlockSize) +
                                      " failed: " + std::strerror(n < 0 ? errno : EIO));
         done += static_cast<std::size_t>(n);
       }
+      i = j;
     }
     return {};
   }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // The stream every metadata producer emits and every format consumes:
-//   begin_superblock (begin_device map* end_device)* end_superblock
+//   begin_superblock (begin_def map* end_def)* (begin_device (map | ref)* end_device)*
+//   end_superblock
 // Producers: thin::dump, the XML reader, repair. Consumers: XML and human-readable writers,
 // the restorer.
 #pragma once
@@ -8,6 +9,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "persistent-data/result.h"
 #include "thin/device_details.h"
@@ -46,7 +48,24 @@ class MetadataSink {
   virtual Result<> begin_device(const DeviceInfo& dev) = 0;
   virtual Result<> end_device() = 0;
   virtual Result<> map(const MappingRun& run) = 0;  // len == 1 is a single mapping
+
+  // The 1.x shared-subtree form (FORMAT.md §12.6): begin_def map* end_def between devices
+  // defines a named run of mappings; ref(name) inside a device splices it in. Consumers that
+  // do not support it keep these defaults.
+  virtual Result<> begin_def(std::string_view name);
+  virtual Result<> end_def();
+  virtual Result<> ref(std::string_view name);
 };
+
+inline Result<> MetadataSink::begin_def(std::string_view) {
+  return fail(Errc::kInvalidArgument, "shared subtrees (<def>) are not supported here");
+}
+inline Result<> MetadataSink::end_def() {
+  return fail(Errc::kInvalidArgument, "shared subtrees (<def>) are not supported here");
+}
+inline Result<> MetadataSink::ref(std::string_view) {
+  return fail(Errc::kInvalidArgument, "shared subtrees (<ref>) are not supported here");
+}
 
 // Coalesces single mappings, given in ascending virtual order, into runs where virtual and
 // data blocks both advance by one and the time is unchanged (FORMAT.md §12.3).

@@ -10,7 +10,7 @@ echo "== unit and functional tiers"
 (cd build && ctest --output-on-failure -j2 --timeout 1200)
 if [ -x tests/kernel/run-all.sh ]; then
   echo "== kernel tier"
-  THINMETA_BIN="$PWD/build/bin" bash tests/kernel/run-all.sh
+  THINMETA_BIN="$PWD/build/bin" THIN_RESTORE="$PWD/build/bin/thin_restore" bash tests/kernel/run-all.sh
 else
   echo "FAIL: the kernel tier (tests/kernel/run-all.sh) is missing" >&2
   exit 1

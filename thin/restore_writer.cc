@@ -220,7 +220,7 @@ Result<RestoreStats> Restorer::commit(pdata::IoEngine& io) {
                                " metadata blocks but wrote " + std::to_string(w.next()));
   THINMETA_CHECK(io.flush());
 
-  sb_.flags = 0;
+  sb_.flags &= kNeedsCheckFlag;  // kept, as 0.9.0 does: the pool still wants a check
   sb_.version = 2;
   sb_.held_root = 0;
   sb_.metadata_nr_blocks = p.nr_meta;

@@ -17,6 +17,7 @@ Result<> Restorer::begin_superblock(const SuperblockInfo& info) {
   in_superblock_ = true;
   sb_ = Superblock{};
   sb_.time = info.time;
+  sb_.flags = opts_.clear_needs_check ? 0 : info.flags;
   sb_.trans_id = opts_.trans_id.value_or(info.trans_id);
   sb_.data_block_size = opts_.data_block_size.value_or(info.data_block_size);
   sb_.data_sm.nr_blocks = opts_.nr_data_blocks.value_or(info.nr_data_blocks);

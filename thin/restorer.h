@@ -23,6 +23,9 @@ struct RestoreOptions {
   std::optional<std::uint64_t> trans_id;
   std::optional<std::uint32_t> data_block_size;
   std::optional<std::uint64_t> nr_data_blocks;
+  // The needs_check flag of the input is kept unless this is set (repair writes metadata that
+  // has just been rebuilt from what could be read).
+  bool clear_needs_check = false;
 };
 
 // One element of a device or a <def>: a run of mappings, or a reference to a def.

@@ -16,11 +16,12 @@ srcs=""
 for f in persistent-data/btree_node.cc persistent-data/btree_walker.cc persistent-data/checksum.cc \
          persistent-data/crc32c.cc persistent-data/io_engine.cc thin/dump.cc thin/human_readable.cc \
          thin/mapping_tree.cc thin/metadata.cc thin/superblock.cc thin/text_output.cc \
-         persistent-data/open_engine.cc persistent-data/sync_engine.cc xml/metadata_writer.cc; do
+         persistent-data/open_engine.cc persistent-data/sync_engine.cc persistent-data/aio_engine.cc \
+         xml/metadata_writer.cc; do
   srcs+=" $top/$f"
 done
 AFL_QUIET=1 AFL_USE_ASAN=1 AFL_USE_UBSAN=1 afl-clang-fast++ -std=c++2b -O1 -g -I"$top" \
-  "$here/fuzz_metadata.cc" $srcs -o "$bin" 2>"$out/build.log" || { cat "$out/build.log"; exit 1; }
+  "$here/fuzz_metadata.cc" $srcs -laio -o "$bin" 2>"$out/build.log" || { cat "$out/build.log"; exit 1; }
 # Seeds: small restored pools, cut to the blocks they use.
 mk_seed() {  # name xml blocks
   printf '%s' "$2" > "$out/seeds/$1.xml"

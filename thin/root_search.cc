@@ -90,6 +90,7 @@ class Search {
  private:
   void scan();
   bool stale(BlockAddr b) const;
+  bool in_newest_view(BlockAddr b) const;
   std::uint64_t count_entries(BlockAddr b, unsigned depth = 0);
   void choose_held();
   std::optional<DeviceDetails> details_from_leaves(std::uint64_t id);
@@ -150,6 +151,13 @@ void Search::scan() {
     dbs = c.sb.data_block_size;
   }
   if (agree) out_.held_data_block_size = dbs;
+}
+
+// Allocated in the newest view of the metadata space map: the superblock's, or else the index
+// block at the highest address (the kernel allocates with a cursor that moves up the device, so
+// each commit's new blocks lie above the previous commit's until the cursor wraps).
+bool Search::in_newest_view(BlockAddr b) const {
+  return views_.empty() || views_.back().state(b) != AllocationView::kFree;
 }
 
 // Free in every view of the metadata space map: left over from an older transaction.
@@ -230,16 +238,23 @@ Result<RecoveredRoots> Search::run() {
       for (BlockAddr b : scan_->roots(TreeKind::kTop))
         if (!stale(b) && b != held_t)
           if (auto m = read_top(io_, b)) tc.emplace_back(b, std::move(*m));
-    // Best pair: same devices; then all mapped_blocks consistent; newest; most consistent.
-    using Score = std::tuple<bool, std::uint64_t, std::uint32_t, std::size_t, BlockAddr>;
+    // Best pair: same devices; then allocated in the newest space-map view; all mapped_blocks
+    // consistent; newest (creation transaction, then time). Trees of equal age (a deletion or
+    // writes leave no newer id or time behind) are told apart by the allocation cursor: the
+    // higher roots were written later.
+    using Score = std::tuple<bool, bool, std::uint64_t, std::uint32_t, BlockAddr>;
     std::optional<Score> best;
     for (auto& [db, dm] : dc)
       for (auto& [tb, tm] : tc) {
         if (!same_ids(dm, tm)) continue;
         std::size_t ok = 0;
-        for (auto& [id, d] : dm) ok += count_entries(tm[id]) == d.mapped_blocks;
+        for (auto& [id, d] : dm) {
+          std::uint64_t c = count_entries(tm[id]);
+          ok += c == d.mapped_blocks;
+        }
         auto [tr, t] = recency(dm);
-        Score s{ok == dm.size(), tr, t, ok, db};
+        Score s{in_newest_view(db) && in_newest_view(tb), ok == dm.size(), tr, t,
+                std::max(db, tb)};
         if (!best || s > *best) {
           best = s;
           details = dm, top = tm;
@@ -271,9 +286,9 @@ Result<RecoveredRoots> Search::run() {
           out_.notes.push_back("device details tree damaged; devices missing from it are taken "
                                "from the mapping tree");
         } else if (!top && !dc.empty()) {
-          auto it = std::max_element(dc.begin(), dc.end(), [](const auto& x, const auto& y) {
-            return std::make_pair(recency(x.second), x.second.size()) <
-                   std::make_pair(recency(y.second), y.second.size());
+          auto it = std::max_element(dc.begin(), dc.end(), [&](const auto& x, const auto& y) {
+            return std::make_tuple(in_newest_view(x.first), recency(x.second), x.first) <
+                   std::make_tuple(in_newest_view(y.first), recency(y.second), y.first);
           });
           details = it->second;
           out_.details_root = it->first;
@@ -283,12 +298,13 @@ Result<RecoveredRoots> Search::run() {
   }
 
   if (!details && !top) {
-    if (!out_.held) return fail(Errc::kDamage, "no compatible roots found");
-    Partial p;
-    details = read_details(io_, held_d, &p);
-    top = held_top_;
-    out_.notes.push_back("live trees lost; using the metadata snapshot at block " +
-                         std::to_string(out_.held->where));
+    // Both live trees are gone. The metadata snapshot is older: devices deleted since it was
+    // taken would come back, so it only ever fills in for single devices.
+    if (out_.held)
+      return fail(Errc::kDamage, "no compatible roots found (an older copy is held as a "
+                                 "metadata snapshot at block " +
+                                     std::to_string(out_.held->where) + ": thin_dump -m)");
+    return fail(Errc::kDamage, "no compatible roots found");
   }
 
   // The device list: the details tree; devices in its lost ranges (or all, when it is gone)

@@ -105,6 +105,21 @@ std::optional<std::uint64_t> snapshot_block(const std::string& v) {
   return parse_u64(v, "<metadata-snap>");
 }
 
+SuperblockOverrides superblock_overrides(const po::variables_map& vm) {
+  SuperblockOverrides o;
+  if (vm.count("transaction-id"))
+    o.trans_id = parse_u64(vm["transaction-id"].as<std::string>(), "transaction id");
+  if (vm.count("data-block-size")) {
+    std::uint64_t v = parse_u64(vm["data-block-size"].as<std::string>(), "data block size");
+    if (v == 0 || v > 0xffffffffull) throw UsageError{"Couldn't parse data block size: '" +
+                                                      vm["data-block-size"].as<std::string>() + "'"};
+    o.data_block_size = static_cast<std::uint32_t>(v);
+  }
+  if (vm.count("nr-data-blocks"))
+    o.nr_data_blocks = parse_u64(vm["nr-data-blocks"].as<std::string>(), "nr data blocks");
+  return o;
+}
+
 Result<OutputFile> OutputFile::open(const std::string& path) {
   struct stat st;
   bool exists = ::stat(path.c_str(), &st) == 0;

@@ -64,6 +64,14 @@ std::optional<std::string> input_path(const po::variables_map& vm, const char* k
 // Optional snapshot block from a normalised -m value: kNoValue -> held root, "N" -> N.
 std::optional<std::uint64_t> snapshot_block(const std::string& v);
 
+// --transaction-id, --data-block-size, --nr-data-blocks (thin_dump --repair, thin_repair).
+struct SuperblockOverrides {
+  std::optional<std::uint64_t> trans_id;
+  std::optional<std::uint32_t> data_block_size;
+  std::optional<std::uint64_t> nr_data_blocks;
+};
+SuperblockOverrides superblock_overrides(const po::variables_map& vm);
+
 // Output to a path without ever leaving a half-written file: regular files (and new paths)
 // are written to a temporary file beside them and renamed by commit(); anything else
 // (/dev/stdout, a pipe) is written directly. Without commit() the temporary is removed.

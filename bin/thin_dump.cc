@@ -7,6 +7,7 @@
 #include "bin/cli.h"
 #include "thin/dump.h"
 #include "thin/human_readable.h"
+#include "thin/repair.h"
 #include "xml/metadata_writer.h"
 
 namespace thinmeta::cli {
@@ -71,16 +72,34 @@ int thin_dump_main(int argc, char** argv) {
       root.snapshot = true;
       root.snapshot_block = snapshot_block(vm["metadata-snap"].as<std::string>());
     }
-    if (vm.count("repair"))
-      throw UsageError{"--repair is not supported yet"};
-    if (vm.count("transaction-id") || vm.count("data-block-size") || vm.count("nr-data-blocks"))
+    bool repair = vm.count("repair") > 0;
+    if (repair && root.snapshot)
+      throw UsageError{"--repair cannot be used with --metadata-snap"};
+    thin::RepairOptions ropts;
+    SuperblockOverrides ov = superblock_overrides(vm);
+    ropts.trans_id = ov.trans_id;
+    ropts.data_block_size = ov.data_block_size;
+    ropts.nr_data_blocks = ov.nr_data_blocks;
+    if (!repair && (ropts.trans_id || ropts.data_block_size || ropts.nr_data_blocks))
       throw UsageError{"--transaction-id, --data-block-size and --nr-data-blocks need --repair"};
+    ropts.dev_ids = dopts.dev_ids;
+    ropts.skip_mappings = dopts.skip_mappings;
+    bool quiet = vm.count("quiet") > 0;
 
     auto input = input_path(vm);
     if (!input) throw UsageError{"No input file provided."};
 
-    auto md = thin::open_metadata(*input, root);
-    if (!md) return report(md.error());
+    std::optional<thin::Metadata> md;
+    std::unique_ptr<pdata::IoEngine> raw;
+    if (repair) {
+      auto io = thin::open_input(*input, {});
+      if (!io) return report(io.error());
+      raw = std::move(*io);
+    } else {
+      auto m = thin::open_metadata(*input, root);
+      if (!m) return report(m.error());
+      md.emplace(std::move(*m));
+    }
 
     std::optional<OutputFile> file;
     int fd = STDOUT_FILENO;
@@ -95,8 +114,17 @@ int thin_dump_main(int argc, char** argv) {
     thin::HumanReadableWriter human_writer(out);
     thin::MetadataSink& sink =
         format == "xml" ? static_cast<thin::MetadataSink&>(xml_writer) : human_writer;
-    auto r = thin::dump(*md, dopts, sink);
+    Result<> r;
+    std::vector<std::string> notes;
+    if (repair) {
+      auto st = thin::repair(*raw, ropts, sink, notes);
+      if (!st) r = std::unexpected(st.error());
+    } else {
+      r = thin::dump(*md, dopts, sink);
+    }
     auto flushed = out.flush();
+    if (!quiet)
+      for (const auto& n : notes) std::cerr << n << "\n";
     if (!r) return report(r.error());
     if (!flushed) return report(flushed.error());
     if (file)

@@ -120,6 +120,19 @@ SuperblockOverrides superblock_overrides(const po::variables_map& vm) {
   return o;
 }
 
+constexpr std::uint64_t kMinOutputBytes = 40960;  // 1.3.3's floor; the plan checks the rest
+
+Result<> check_output(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0)
+    return fail(Errc::kNotFound, "Couldn't find output file '" + path + "'");
+  if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+    return fail(Errc::kInvalidArgument, "Not a block device or regular file '" + path + "'.");
+  if (S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_size) < kMinOutputBytes)
+    return fail(Errc::kTooSmall, "Output file too small.");
+  return {};
+}
+
 Result<OutputFile> OutputFile::open(const std::string& path) {
   struct stat st;
   bool exists = ::stat(path.c_str(), &st) == 0;

@@ -72,6 +72,10 @@ struct SuperblockOverrides {
 };
 SuperblockOverrides superblock_overrides(const po::variables_map& vm);
 
+// The output of thin_restore / thin_repair must already exist (its size sets the metadata
+// size) and be a regular file (>= 40960 bytes) or a block device. 1.3.3 wording.
+Result<> check_output(const std::string& path);
+
 // Output to a path without ever leaving a half-written file: regular files (and new paths)
 // are written to a temporary file beside them and renamed by commit(); anything else
 // (/dev/stdout, a pipe) is written directly. Without commit() the temporary is removed.

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "persistent-data/btree_cursor.h"
 
+#include <cstring>
 #include <string>
+
+#include "persistent-data/checksum.h"
 
 namespace thinmeta::pdata {
 
@@ -49,7 +52,9 @@ Result<> BtreeCursor::descend() {
   if (frames_.size() <= d) frames_.resize(d + 1);
   Frame& f = frames_[d];
   f.buf.resize(1);
-  if (auto bad = read_node(io_, addr, value_size_, f.buf.data())) return damage(addr, *bad);
+  if (auto bad = d == 0 ? read_node(io_, addr, value_size_, f.buf.data())
+                        : read_child(addr, f.buf.data()))
+    return damage(addr, *bad);
   NodeView n(f.buf.data());
   std::uint32_t nr = n.nr_entries();
   if (nr && (n.key(0) < range.begin || (range.end && n.key(nr - 1) >= *range.end)))
@@ -60,12 +65,39 @@ Result<> BtreeCursor::descend() {
   f.addr = addr;
   f.range = range;
   f.index = 0;
+  f.ahead_n = 0;
   f.nr = nr;
   f.is_leaf = n.is_leaf();
   root_pending_ = false;
   depth_ = d + 1;
   pop_exhausted();
   return {};
+}
+
+std::optional<std::string> BtreeCursor::read_child(BlockAddr addr, std::uint8_t* out) {
+  constexpr std::uint32_t kMaxAhead = 64;
+  Frame& p = frames_[depth_ - 1];
+  if (!(addr >= p.ahead_first && addr < p.ahead_first + p.ahead_n)) {
+    NodeView n(p.buf.data());
+    std::uint32_t count = 1;
+    while (p.index + count < p.nr && count < kMaxAhead &&
+           n.value64(p.index + count) == addr + count && addr + count < io_.nr_blocks())
+      ++count;
+    p.ahead_n = 0;
+    if (count == 1 || addr >= io_.nr_blocks()) return read_node(io_, addr, value_size_, out);
+    p.ahead.resize(count);
+    std::vector<BlockAddr> addrs(count);
+    std::vector<int> errs(count);
+    for (std::uint32_t i = 0; i < count; ++i) addrs[i] = addr + i;
+    io_.read_many(addrs, p.ahead.data(), errs);
+    for (int e : errs)
+      if (e) return read_node(io_, addr, value_size_, out);
+    p.ahead_first = addr;
+    p.ahead_n = count;
+  }
+  std::memcpy(out, p.ahead.block(addr - p.ahead_first), kBlockSize);
+  if (auto bad = validate_block(out, addr, BlockKind::kNode)) return bad;
+  return check_node_shape(NodeView(out), addr, value_size_);
 }
 
 void BtreeCursor::pop_exhausted() {
@@ -83,6 +115,11 @@ void BtreeCursor::skip() {
   }
   if (depth_ == 0) return;
   ++frames_[depth_ - 1].index;
+  pop_exhausted();
+}
+
+void BtreeCursor::seek_in_leaf(std::uint32_t i) {
+  frames_[depth_ - 1].index = i;
   pop_exhausted();
 }
 

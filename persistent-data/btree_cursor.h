@@ -46,6 +46,8 @@ class BtreeCursor {
   Result<> descend();
   // Moves past the current subtree (unread) or entry.
   void skip();
+  // At kEntry: moves to entry `i` of the current leaf (i >= index(); nr_entries() = past it).
+  void seek_in_leaf(std::uint32_t i);
   // Moves past the rest of the current leaf.
   void skip_leaf();
   // Convenience for plain walks: descends until it stands on a leaf entry (skipping empty
@@ -60,7 +62,15 @@ class BtreeCursor {
     std::uint32_t index = 0;
     std::uint32_t nr = 0;
     bool is_leaf = false;
+    // Children read ahead: blocks [ahead_first, ahead_first + ahead_n) in `ahead`.
+    AlignedBuffer ahead;
+    BlockAddr ahead_first = 0;
+    std::uint32_t ahead_n = 0;
   };
+  // Reads child `addr` of the spine's deepest node into `out`, reading ahead the following
+  // children when they sit in consecutive blocks (one large read instead of many small ones;
+  // children elsewhere are never read ahead, so skipped subtrees stay unread).
+  std::optional<std::string> read_child(BlockAddr addr, std::uint8_t* out);
   void pop_exhausted();
   Result<> damage(BlockAddr b, const std::string& what) const;
 

@@ -81,6 +81,10 @@ class TreeDiff {
       if (dr) THINMETA_CHECK(r_.descend());
       if (dl || dr) continue;
       // Entries only from here; a subtree on the other side starts after this key.
+      if (la == At::kEntry && ra == At::kEntry) {
+        THINMETA_CHECK(merge_leaves());
+        continue;
+      }
       if (la == At::kEntry && ra == At::kEntry && lk == rk) {
         THINMETA_CHECK(b_.add(lk, data(l_), data(r_)));
         l_.skip();
@@ -97,6 +101,44 @@ class TreeDiff {
   }
 
  private:
+  // Both sides stand in leaves: merge them directly until one runs out.
+  Result<> merge_leaves() {
+    pdata::NodeView ln = l_.leaf(), rn = r_.leaf();
+    std::uint32_t i = l_.index(), j = r_.index();
+    const std::uint32_t lnr = ln.nr_entries(), rnr = rn.nr_entries();
+    auto dat = [](const pdata::NodeView& n, std::uint32_t x) {
+      return unpack_block_time(n.value64(x)).data_block;
+    };
+    while (i < lnr && j < rnr) {
+      std::uint64_t lk = ln.key(i), rk = rn.key(j);
+      if (lk == rk) {
+        std::uint64_t d = dat(ln, i);
+        if (d == dat(rn, j)) {
+          std::uint32_t n = 1;  // a run the same on both sides
+          while (i + n < lnr && j + n < rnr && ln.key(i + n) == lk + n &&
+                 rn.key(j + n) == lk + n && dat(ln, i + n) == d + n && dat(rn, j + n) == d + n)
+            ++n;
+          THINMETA_CHECK(b_.add_same_run(lk, d, n));
+          i += n;
+          j += n;
+        } else {
+          THINMETA_CHECK(b_.add(lk, d, dat(rn, j)));
+          ++i;
+          ++j;
+        }
+      } else if (lk < rk) {
+        THINMETA_CHECK(b_.add(lk, dat(ln, i), std::nullopt));
+        ++i;
+      } else {
+        THINMETA_CHECK(b_.add(rk, std::nullopt, dat(rn, j)));
+        ++j;
+      }
+    }
+    l_.seek_in_leaf(i);
+    r_.seek_in_leaf(j);
+    return {};
+  }
+
   static std::uint64_t data(const BtreeCursor& c) { return unpack_block_time(c.value64()).data_block; }
 
   // Both sides stand on the same subtree: its mappings are the same on both; read it once.

@@ -161,6 +161,21 @@ for p in sorted(glob.glob(os.path.join(kdir, "*", "*"))):
     if len(head) == 4096 and struct.unpack_from("<Q", head, 32)[0] == 27022010:
         check_image("kernel:" + os.path.relpath(p, kdir), p, rmap_ref=False)
 
+# The committed kernel-written example (real sharing between origin and snapshots, and a held
+# metadata snapshot): live and -m.
+import subprocess  # noqa: E402
+example = os.path.join(wd, "delta-example.meta")
+subprocess.run(["zstd", "-q", "-d", "-f", os.path.join(HERE, "..", "..", "examples",
+                "pool-with-snap.meta.zst"), "-o", example], check=True)
+check_image("example", example, pairs_cap=8, rmap_ref=False)
+ex_ids = dev_ids(example)
+for a in ex_ids:
+    for b in ex_ids:
+        same("thin_delta", ["-m", "--snap1", str(a), "--snap2", str(b), example], f"example -m {a} {b}")
+        same("thin_delta", ["-m", "--verbose", "--snap1", str(a), "--snap2", str(b), example],
+             f"example -m --verbose {a} {b}")
+same("thin_ls", ["-m", "-o", ",".join(FIELDS), example], "example -m all fields")
+
 # --- a held metadata snapshot ---------------------------------------------------------------
 tiny = byname["tiny"]
 data = open(tiny, "rb").read()

@@ -177,12 +177,12 @@ Result<> for_each_leaf(pdata::IoEngine& io, const std::vector<LeafRef>& leaves, 
         return std::unexpected(damage("read error (block " + std::to_string(a) + ")"));
       if (auto bad = pdata::validate_block(b, a, pdata::BlockKind::kNode))
         return std::unexpected(damage(*bad));
-      NodeView n(b);
-      if (auto bad = pdata::check_node_shape(n, a, kMappingValueSize))
+      NodeView node(b);
+      if (auto bad = pdata::check_node_shape(node, a, kMappingValueSize))
         return std::unexpected(damage(*bad));
-      if (!n.is_leaf())
+      if (!node.is_leaf())
         return std::unexpected(damage("btree leaves at different depths (block " + std::to_string(a) + ")"));
-      fn(leaves[i + k], n);
+      fn(leaves[i + k], node);
     }
   }
   return {};

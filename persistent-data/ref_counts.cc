@@ -84,6 +84,40 @@ std::uint32_t RefCounts::dec(std::uint64_t b) {
   return c - 1;
 }
 
+void RefCounts::add_capped(std::uint64_t b, std::uint64_t len, std::uint32_t by,
+                           std::uint32_t cap) {
+  cap = std::min<std::uint32_t>(cap, 2);
+  while (len) {
+    Page& p = page(b >> kPageShift);
+    auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
+    std::uint64_t n = std::min<std::uint64_t>(len, kPageBlocks - off);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      unsigned c = p.get(off + i);
+      if (c < cap) p.set(off + i, static_cast<unsigned>(std::min<std::uint64_t>(c + by, cap)));
+    }
+    b += n;
+    len -= n;
+  }
+}
+
+std::uint64_t RefCounts::count_equal(std::uint64_t b, std::uint64_t len,
+                                     std::uint32_t count) const {
+  std::uint64_t found = 0;
+  while (len) {
+    const Page* p = find_page(b >> kPageShift);
+    auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
+    std::uint64_t n = std::min<std::uint64_t>(len, kPageBlocks - off);
+    if (p) {
+      for (std::uint32_t i = 0; i < n; ++i) found += p->get(off + i) == count;
+    } else if (count == 0) {
+      found += n;
+    }
+    b += n;
+    len -= n;
+  }
+  return found;
+}
+
 std::uint64_t RefCounts::nr_nonzero() const {
   std::uint64_t n = 0;
   for (const auto& [idx, p] : pages_) {

@@ -35,6 +35,11 @@ class RefCounts {
   std::uint32_t get(std::uint64_t b) const;
   // Adds `by` to each of blocks [b, b + len).
   void inc_range(std::uint64_t b, std::uint64_t len, std::uint32_t by = 1);
+  // Adds `by` to each block of [b, b + len), saturating at `cap` (at most 2, so nothing goes
+  // to the overflow map): for "used once or more than once" questions over huge spaces.
+  void add_capped(std::uint64_t b, std::uint64_t len, std::uint32_t by, std::uint32_t cap);
+  // How many blocks of [b, b + len) have a count of exactly `count` (count < 3).
+  std::uint64_t count_equal(std::uint64_t b, std::uint64_t len, std::uint32_t count) const;
   // Number of blocks with a non-zero count.
   std::uint64_t nr_nonzero() const;
   // Number of blocks with a count >= 3 (those a space map keeps in its overflow tree).

@@ -86,3 +86,39 @@ class Image:
             fix_checksum(blk, kind)
         data[b * BS:(b + 1) * BS] = blk
         return bytes(data)
+
+
+def encode_node(blocknr, leaf, keys, values, value_size=8):
+    """A btree node block (FORMAT.md §5.1) with a valid checksum."""
+    mx = 3 * (((BS - 32) // (8 + value_size)) // 3)
+    blk = bytearray(BS)
+    struct.pack_into("<IQIII", blk, 4, 2 if leaf else 1, blocknr, len(keys), mx, value_size)
+    for i, k in enumerate(keys):
+        struct.pack_into("<Q", blk, 32 + 8 * i, k)
+    for i, v in enumerate(values):
+        blk[32 + 8 * mx + value_size * i: 32 + 8 * mx + value_size * (i + 1)] = v
+    fix_checksum(blk, "node")
+    return bytes(blk)
+
+
+def put_block(data, b, blk):
+    data = bytearray(data)
+    data[b * BS:(b + 1) * BS] = blk
+    return bytes(data)
+
+
+def with_held_snapshot(data, held, mapping_root=None):
+    """A copy of the image holding a metadata snapshot at block `held` (FORMAT.md §9): the
+    superblock copied there (own blocknr, no held root, zeroed space-map roots, optionally
+    another mapping root), and the live superblock's held_root pointing at it."""
+    sb = bytearray(data[0:BS])
+    copy = bytearray(sb)
+    struct.pack_into("<Q", copy, 8, held)
+    struct.pack_into("<Q", copy, 56, 0)
+    copy[64:320] = bytes(256)
+    if mapping_root is not None:
+        struct.pack_into("<Q", copy, 320, mapping_root)
+    fix_checksum(copy, "superblock")
+    struct.pack_into("<Q", sb, 56, held)
+    fix_checksum(sb, "superblock")
+    return put_block(put_block(data, held, bytes(copy)), 0, bytes(sb))

@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// thin_delta: the differences between the mappings of two thin devices (or two raw mapping
+// tree roots), as 0.9.0's XML.
+#include <unistd.h>
+
+#include <iostream>
+
+#include "bin/cli.h"
+#include "thin/delta.h"
+#include "thin/delta_writer.h"
+#include "thin/dump.h"
+#include "thin/metadata.h"
+
+namespace thinmeta::cli {
+namespace {
+
+const char* const kUsage =
+    "Usage: thin_delta [options] <device or file>\n"
+    "Options:\n"
+    "  {--thin1, --snap1} <dev-id>\n"
+    "  {--thin2, --snap2} <dev-id>\n"
+    "  {--root1} <block#>\n"
+    "  {--root2} <block#>\n"
+    "  {-m, --metadata-snap} [block#]\n"
+    "  {--verbose}\n"
+    "  {-h|--help}\n"
+    "  {-V|--version}\n";
+
+// The last of --snapN/--thinN (or --rootN) given, as getopt's last-one-wins.
+std::optional<thin::DiffSide> side(const po::variables_map& vm, const std::vector<std::string>& args,
+                                   int n) {
+  std::string snap = "--snap" + std::to_string(n), thin = "--thin" + std::to_string(n);
+  std::string root = "--root" + std::to_string(n);
+  std::optional<thin::DiffSide> s;
+  // Walk the arguments in order so the last spelling given wins.
+  std::size_t snap_i = 0, root_i = 0, thin_i = 0;
+  auto snaps = vm.count("snap" + std::to_string(n))
+                   ? vm["snap" + std::to_string(n)].as<std::vector<std::string>>()
+                   : std::vector<std::string>{};
+  auto thins = vm.count("thin" + std::to_string(n))
+                   ? vm["thin" + std::to_string(n)].as<std::vector<std::string>>()
+                   : std::vector<std::string>{};
+  auto roots = vm.count("root" + std::to_string(n))
+                   ? vm["root" + std::to_string(n)].as<std::vector<std::string>>()
+                   : std::vector<std::string>{};
+  for (const auto& a : args) {
+    auto is = [&](const std::string& opt) { return a == opt || a.rfind(opt + "=", 0) == 0; };
+    if (is(snap) && snap_i < snaps.size())
+      s = thin::DiffSide{parse_u64(snaps[snap_i++], "thin id " + std::to_string(n)), false};
+    else if (is(thin) && thin_i < thins.size())
+      s = thin::DiffSide{parse_u64(thins[thin_i++], "thin id " + std::to_string(n)), false};
+    else if (is(root) && root_i < roots.size())
+      s = thin::DiffSide{parse_u64(roots[root_i++], "root " + std::to_string(n)), true};
+  }
+  // Abbreviated option names do not match above: fall back to the last value given.
+  if (!s && !snaps.empty()) s = thin::DiffSide{parse_u64(snaps.back(), "thin id " + std::to_string(n)), false};
+  if (!s && !thins.empty()) s = thin::DiffSide{parse_u64(thins.back(), "thin id " + std::to_string(n)), false};
+  if (!s && !roots.empty()) s = thin::DiffSide{parse_u64(roots.back(), "root " + std::to_string(n)), true};
+  return s;
+}
+
+int thin_delta_main(int argc, char** argv) {
+  return run("thin_delta", kUsage, [&]() -> int {
+    po::options_description opts;
+    using Strings = std::vector<std::string>;
+    opts.add_options()
+        ("help,h", "")
+        ("version,V", "")
+        ("snap1", po::value<Strings>(), "")
+        ("thin1", po::value<Strings>(), "")
+        ("snap2", po::value<Strings>(), "")
+        ("thin2", po::value<Strings>(), "")
+        ("root1", po::value<Strings>(), "")
+        ("root2", po::value<Strings>(), "")
+        ("metadata-snap", po::value<std::string>(), "")
+        ("verbose", "")
+        ("input", po::value<Strings>(), "");
+    po::positional_options_description pos;
+    pos.add("input", -1);
+    auto args = normalize_args(argc, argv, {{'m', "metadata-snap"}});
+    auto vm = parse(args, opts, pos);
+
+    if (vm.count("help")) {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (vm.count("version")) {
+      std::cout << kVersion << "\n";
+      return 0;
+    }
+    auto input = input_path(vm);
+    if (!input) throw UsageError{"No input device provided."};
+    auto left = side(vm, args, 1);
+    if (!left) throw UsageError{"--snap1 not specified."};
+    auto right = side(vm, args, 2);
+    if (!right) throw UsageError{"--snap2 not specified."};
+
+    thin::RootSelector root;
+    if (vm.count("metadata-snap")) {
+      root.snapshot = true;
+      root.snapshot_block = snapshot_block(vm["metadata-snap"].as<std::string>());
+    }
+    auto md = thin::open_metadata(*input, root);
+    if (!md) throw UsageError{md.error().what};
+
+    pdata::IoEngine& io = md->io();
+    auto tree_of = [&](const thin::DiffSide& s, int n) -> pdata::BlockAddr {
+      if (s.is_root) return s.value;
+      auto r = thin::lookup_device_root(io, md->mapping_root(), s.value);
+      if (!r) throw std::runtime_error(r.error().what);
+      if (!*r)
+        throw UsageError{"Unable to find mapping tree for snap" + std::to_string(n) + " (" +
+                         std::to_string(s.value) + ")"};
+      return **r;
+    };
+    pdata::BlockAddr left_root = tree_of(*left, 1);
+    pdata::BlockAddr right_root = tree_of(*right, 2);
+
+    thin::SuperblockInfo sb = thin::superblock_info(*md);
+    if (md->sb().held_root) sb.metadata_snap = md->sb().held_root;
+    thin::TextOutput out(STDOUT_FILENO);
+    thin::DeltaWriter writer(out, vm.count("verbose") > 0);
+    writer.begin(sb, *left, *right);
+    auto r = thin::diff_trees(io, left_root, right_root, writer);
+    auto flushed = out.flush();
+    if (!r) {
+      if (r.error().code == Errc::kDamage)
+        return report(Error{Errc::kDamage, "damage in mapping tree, please run thin_check: " +
+                                               r.error().what});
+      return report(r.error());
+    }
+    if (!flushed) return report(flushed.error());
+    return 0;
+  });
+}
+
+}  // namespace
+THINMETA_TOOL(thin_delta, thin_delta_main);
+}  // namespace thinmeta::cli

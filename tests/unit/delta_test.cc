@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// BtreeCursor on hand-built trees, and the thin_delta piece logic against a brute-force model
+// (per-block classification with 0.9.0's run rules), including trees that share subtrees.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <map>
+#include <optional>
+#include <random>
+
+#include "persistent-data/btree_cursor.h"
+#include "test_support.h"
+#include "thin/delta.h"
+#include "thin/device_details.h"
+
+namespace thinmeta::thin {
+bool operator==(const DiffPiece& a, const DiffPiece& b) {
+  return a.kind == b.kind && a.begin == b.begin && a.len == b.len && a.left_data == b.left_data &&
+         a.right_data == b.right_data;
+}
+}  // namespace thinmeta::thin
+
+namespace thinmeta {
+namespace {
+
+using pdata::BtreeCursor;
+using At = BtreeCursor::At;
+using pdata::BlockAddr;
+using Map = std::map<std::uint64_t, std::uint64_t>;  // virtual -> data
+
+TEST(BtreeCursor, VisitsEveryEntryInOrderAndSkips) {
+  auto io = pdata::make_memory_engine(64);
+  auto leaves = test::two_level_tree(*io, 5, 100);
+  BtreeCursor c(*io, 8);
+  c.reset(1);
+  std::uint64_t expect = 0;
+  for (;;) {
+    auto leaf = c.next_leaf();
+    ASSERT_TRUE(leaf.has_value());
+    if (!*leaf) break;
+    for (std::uint32_t i = 0; i < (*leaf)->nr_entries(); ++i) EXPECT_EQ((*leaf)->key(i), expect++);
+    c.skip_leaf();
+  }
+  EXPECT_EQ(expect, 500u);
+
+  c.reset(1);
+  ASSERT_EQ(c.at(), At::kSubtree);
+  ASSERT_TRUE(c.descend().has_value());
+  ASSERT_EQ(c.at(), At::kSubtree);
+  EXPECT_EQ(c.subtree(), leaves[0]);
+  EXPECT_EQ(c.subtree_range().end, std::optional<std::uint64_t>(100));
+  c.skip();
+  c.skip();
+  EXPECT_EQ(c.subtree(), leaves[2]);
+  EXPECT_EQ(c.subtree_lo(), 200u);
+  ASSERT_TRUE(c.descend().has_value());
+  ASSERT_EQ(c.at(), At::kEntry);
+  EXPECT_EQ(c.key(), 200u);
+  EXPECT_EQ(c.value64(), 2000u);
+  c.skip_leaf();
+  EXPECT_EQ(c.subtree(), leaves[3]);
+  c.skip();
+  c.skip();
+  EXPECT_EQ(c.at(), At::kEnd);
+}
+
+TEST(BtreeCursor, DamageIsAnError) {
+  auto io = pdata::make_memory_engine(64);
+  auto leaves = test::two_level_tree(*io, 3, 100);
+  test::mutate_block(*io, leaves[1], [](std::uint8_t* b) { b[100] ^= 1; }, false);
+  BtreeCursor c(*io, 8);
+  c.reset(1);
+  ASSERT_TRUE(c.descend().has_value());
+  ASSERT_TRUE(c.descend().has_value());
+  c.skip_leaf();
+  auto r = c.descend();
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, Errc::kDamage);
+  EXPECT_NE(r.error().what.find("checksum"), std::string::npos);
+  // A child pointing back at its parent is a cycle, not a loop.
+  test::put_node(*io, 20, false, {{0, 20}});
+  c.reset(20);
+  ASSERT_TRUE(c.descend().has_value());
+  r = c.descend();
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().what.find("cycle"), std::string::npos);
+}
+
+// --- the piece logic ------------------------------------------------------------------------
+
+class Collect : public thin::DiffSink {
+ public:
+  Result<> piece(const thin::DiffPiece& p) override {
+    out.push_back(p);
+    return {};
+  }
+  Result<> complete() override { return {}; }
+  std::vector<thin::DiffPiece> out;
+};
+
+// The reference semantics: 0.9.0 turns each side into runs, then cuts at every run boundary
+// of either side (FORMAT.md §14). Computed here directly from the runs.
+std::vector<thin::DiffPiece> model(const Map& l, const Map& r) {
+  auto runs = [](const Map& m) {
+    std::vector<std::array<std::uint64_t, 3>> rs;  // vbegin, dbegin, len
+    for (auto [v, d] : m) {
+      if (!rs.empty() && rs.back()[0] + rs.back()[2] == v && rs.back()[1] + rs.back()[2] == d)
+        ++rs.back()[2];
+      else
+        rs.push_back({v, d, 1});
+    }
+    return rs;
+  };
+  auto lr = runs(l), rr = runs(r);
+  std::vector<thin::DiffPiece> out;
+  std::size_t i = 0, j = 0;
+  std::array<std::uint64_t, 3> a{}, b{};
+  auto emit = [&](thin::DiffKind k, std::uint64_t v, std::uint64_t ld, std::uint64_t rd,
+                  std::uint64_t n) { out.push_back({k, v, n, ld, rd}); };
+  for (;;) {
+    if (!a[2] && i < lr.size()) a = lr[i++];
+    if (!b[2] && j < rr.size()) b = rr[j++];
+    if (!a[2] && !b[2]) break;
+    if (!b[2] || (a[2] && a[0] < b[0])) {
+      std::uint64_t n = b[2] ? std::min(a[2], b[0] - a[0]) : a[2];
+      emit(thin::DiffKind::kLeftOnly, a[0], a[1], 0, n);
+      a = {a[0] + n, a[1] + n, a[2] - n};
+    } else if (!a[2] || b[0] < a[0]) {
+      std::uint64_t n = a[2] ? std::min(b[2], a[0] - b[0]) : b[2];
+      emit(thin::DiffKind::kRightOnly, b[0], 0, b[1], n);
+      b = {b[0] + n, b[1] + n, b[2] - n};
+    } else {
+      std::uint64_t n = std::min(a[2], b[2]);
+      emit(a[1] == b[1] ? thin::DiffKind::kSame : thin::DiffKind::kDifferent, a[0], a[1], b[1], n);
+      a = {a[0] + n, a[1] + n, a[2] - n};
+      b = {b[0] + n, b[1] + n, b[2] - n};
+    }
+  }
+  for (auto& p : out) {
+    if (p.kind == thin::DiffKind::kLeftOnly) p.right_data = 0;
+    if (p.kind == thin::DiffKind::kRightOnly) p.left_data = 0;
+  }
+  return out;
+}
+
+std::vector<thin::DiffPiece> pieces_of(const Map& l, const Map& r) {
+  Collect c;
+  thin::PieceBuilder b(c);
+  auto li = l.begin();
+  auto ri = r.begin();
+  while (li != l.end() || ri != r.end()) {
+    if (ri == r.end() || (li != l.end() && li->first < ri->first)) {
+      EXPECT_TRUE(b.add(li->first, li->second, std::nullopt).has_value());
+      ++li;
+    } else if (li == l.end() || ri->first < li->first) {
+      EXPECT_TRUE(b.add(ri->first, std::nullopt, ri->second).has_value());
+      ++ri;
+    } else {
+      EXPECT_TRUE(b.add(li->first, li->second, ri->second).has_value());
+      ++li;
+      ++ri;
+    }
+  }
+  EXPECT_TRUE(b.finish().has_value());
+  return c.out;
+}
+
+
+Map random_map(std::mt19937_64& rng, std::uint64_t span) {
+  Map m;
+  std::uint64_t d = rng() % 100;
+  for (std::uint64_t v = 0; v < span; ++v) {
+    if (rng() % 4 == 0) continue;
+    if (rng() % 5 == 0) d = rng() % 200;
+    m[v] = d++;
+  }
+  return m;
+}
+
+TEST(DeltaPieces, MatchTheRunModel) {
+  std::mt19937_64 rng(7);
+  for (int t = 0; t < 300; ++t) {
+    Map l = random_map(rng, 60), r = t % 3 ? random_map(rng, 60) : l;
+    if (t % 3 == 1)
+      for (auto& [v, d] : r)
+        if (l.count(v) && rng() % 3) d = l[v];
+    EXPECT_EQ(pieces_of(l, r), model(l, r)) << "case " << t;
+  }
+}
+
+// Leaves of `per` entries of `m`, under one root (at `root`); blocks from `next`.
+BlockAddr build_tree(pdata::IoEngine& io, const Map& m, unsigned per, BlockAddr root,
+                     BlockAddr& next, std::vector<BlockAddr>& leaves) {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> kids, e;
+  auto flush = [&]() {
+    if (e.empty()) return;
+    BlockAddr at = next++;
+    test::put_node(io, at, true, e);
+    kids.emplace_back(e.front().first, at);
+    leaves.push_back(at);
+    e.clear();
+  };
+  for (auto [v, d] : m) {
+    e.emplace_back(v, thin::pack_block_time(d, 0));
+    if (e.size() == per) flush();
+  }
+  flush();
+  test::put_node(io, root, false, kids);
+  return root;
+}
+
+TEST(DeltaTrees, SharedSubtreesGiveTheSameAnswer) {
+  std::mt19937_64 rng(11);
+  for (int t = 0; t < 40; ++t) {
+    auto io = pdata::make_memory_engine(512);
+    Map l = random_map(rng, 3000);
+    while (l.size() % 150) l.erase(std::prev(l.end()));  // full leaves only
+    BlockAddr next = 10;
+    std::vector<BlockAddr> ll, rl;
+    build_tree(*io, l, 150, 1, next, ll);
+    // Right: a copy of the left tree whose root points at the left's leaves except a few,
+    // which are rewritten; boundaries of runs straddle the shared leaves.
+    Map r = l;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> kids;
+    std::vector<Map> parts(ll.size());
+    {
+      std::size_t k = 0, n = 0;
+      for (auto [v, d] : l) {
+        parts[k][v] = d;
+        if (++n == 150) ++k, n = 0;
+      }
+    }
+    for (std::size_t k = 0; k < ll.size(); ++k) {
+      if (rng() % 3 == 0) {
+        Map p = parts[k];
+        for (auto& [v, d] : p)
+          if (rng() % 4 == 0) d = (rng() % 2) ? d + 1 : 5000 + v;
+        std::vector<std::pair<std::uint64_t, std::uint64_t>> e;
+        for (auto [v, d] : p) {
+          e.emplace_back(v, thin::pack_block_time(d, 1));
+          r[v] = d;
+        }
+        BlockAddr at = next++;
+        test::put_node(*io, at, true, e);
+        kids.emplace_back(p.begin()->first, at);
+      } else {
+        kids.emplace_back(parts[k].begin()->first, ll[k]);
+      }
+    }
+    test::put_node(*io, 2, false, kids);
+    for (auto [a, b] : {std::pair<BlockAddr, BlockAddr>{1, 2}, {2, 1}, {1, 1}}) {
+      Collect c;
+      auto res = thin::diff_trees(*io, a, b, c);
+      ASSERT_TRUE(res.has_value()) << res.error().what;
+      const Map& lm = a == 1 ? l : r;
+      const Map& rm = b == 1 ? l : r;
+      EXPECT_EQ(c.out, model(lm, rm)) << "case " << t;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace thinmeta

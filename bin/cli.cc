@@ -85,6 +85,18 @@ po::variables_map parse(const std::vector<std::string>& args, const po::options_
   return vm;
 }
 
+bool help_or_version(const po::variables_map& vm, const char* usage) {
+  if (vm.count("help")) {
+    std::cout << usage;
+    return true;
+  }
+  if (vm.count("version")) {
+    std::cout << kVersion << "\n";
+    return true;
+  }
+  return false;
+}
+
 std::uint64_t parse_u64(const std::string& s, const std::string& what) {
   std::uint64_t v = 0;
   auto r = std::from_chars(s.data(), s.data() + s.size(), v);

@@ -80,14 +80,7 @@ int thin_delta_main(int argc, char** argv) {
     auto args = normalize_args(argc, argv, {{'m', "metadata-snap"}});
     auto vm = parse(args, opts, pos);
 
-    if (vm.count("help")) {
-      std::cout << kUsage;
-      return 0;
-    }
-    if (vm.count("version")) {
-      std::cout << kVersion << "\n";
-      return 0;
-    }
+    if (help_or_version(vm, kUsage)) return 0;
     auto input = input_path(vm);
     if (!input) throw UsageError{"No input device provided."};
     auto left = side(vm, args, 1);

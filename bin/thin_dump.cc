@@ -50,14 +50,7 @@ int thin_dump_main(int argc, char** argv) {
     pos.add("input", -1);
     auto vm = parse(normalize_args(argc, argv, {{'m', "metadata-snap"}}), opts, pos);
 
-    if (vm.count("help")) {
-      std::cout << kUsage;
-      return 0;
-    }
-    if (vm.count("version")) {
-      std::cout << kVersion << "\n";
-      return 0;
-    }
+    if (help_or_version(vm, kUsage)) return 0;
     std::string format = vm["format"].as<std::string>();
     if (format != "xml" && format != "human_readable")
       throw UsageError{"unknown format '" + format + "'"};

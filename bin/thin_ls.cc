@@ -105,14 +105,7 @@ int thin_ls_main(int argc, char** argv) {
     pos.add("input", -1);
     std::vector<std::string> args(argv + 1, argv + argc);
     auto vm = parse(args, opts, pos);
-    if (vm.count("help")) {
-      std::cout << kUsage;
-      return 0;
-    }
-    if (vm.count("version")) {
-      std::cout << kVersion << "\n";
-      return 0;
-    }
+    if (help_or_version(vm, kUsage)) return 0;
     std::vector<std::string> fields = {"DEV", "MAPPED", "CREATE_TIME", "SNAP_TIME"};
     if (vm.count("format")) {
       auto f = parse_fields(vm["format"].as<std::vector<std::string>>().back());

@@ -49,14 +49,7 @@ int thin_repair_main(int argc, char** argv) {
     po::positional_options_description pos;
     pos.add("positional", -1);
     auto vm = parse(normalize_args(argc, argv, {}), opts, pos);
-    if (vm.count("help")) {
-      std::cout << kUsage;
-      return 0;
-    }
-    if (vm.count("version")) {
-      std::cout << kVersion << "\n";
-      return 0;
-    }
+    if (help_or_version(vm, kUsage)) return 0;
     // Older lvm2 passes its default options [ "" ] verbatim: an empty argument is ignored.
     if (input_path(vm, "positional")) throw UsageError{""};
     if (!vm.count("input") || vm["input"].as<std::string>().empty())

@@ -56,14 +56,7 @@ int thin_restore_main(int argc, char** argv) {
         ("quiet,q", "");
     po::positional_options_description pos;
     auto vm = parse(normalize_args(argc, argv, {}), opts, pos);
-    if (vm.count("help")) {
-      std::cout << kUsage;
-      return 0;
-    }
-    if (vm.count("version")) {
-      std::cout << kVersion << "\n";
-      return 0;
-    }
+    if (help_or_version(vm, kUsage)) return 0;
     if (!vm.count("input") || vm["input"].as<std::string>().empty())
       throw UsageError{"No input file provided.\n"};
     if (!vm.count("output") || vm["output"].as<std::string>().empty())

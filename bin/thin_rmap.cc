@@ -59,14 +59,7 @@ int thin_rmap_main(int argc, char** argv) {
     po::positional_options_description pos;
     pos.add("input", -1);
     auto vm = parse(normalize_args(argc, argv, {{'m', "metadata-snap"}}), opts, pos);
-    if (vm.count("help")) {
-      std::cout << kUsage;
-      return 0;
-    }
-    if (vm.count("version")) {
-      std::cout << kVersion << "\n";
-      return 0;
-    }
+    if (help_or_version(vm, kUsage)) return 0;
     std::vector<thin::DataRegion> regions;
     if (vm.count("region")) {
       try {

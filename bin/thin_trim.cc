@@ -50,14 +50,7 @@ int thin_trim_main(int argc, char** argv) {
         ("pool-inactive", "")
         ("quiet,q", "");
     auto vm = parse(normalize_args(argc, argv, {}), opts, {});
-    if (vm.count("help")) {
-      std::cout << kUsage;
-      return 0;
-    }
-    if (vm.count("version")) {
-      std::cout << kVersion << "\n";
-      return 0;
-    }
+    if (help_or_version(vm, kUsage)) return 0;
     if (!vm.count("metadata-dev")) throw UsageError{"No metadata device provided."};
     if (!vm.count("data-dev")) throw UsageError{"No data device provided."};
     bool quiet = vm.count("quiet") > 0;

@@ -85,7 +85,7 @@ po::variables_map parse(const std::vector<std::string>& args, const po::options_
   return vm;
 }
 
-bool help_or_version(const po::variables_map& vm, const char* usage) {
+bool help_or_version(const po::variables_map& vm, const std::string& usage) {
   if (vm.count("help")) {
     std::cout << usage;
     return true;

@@ -56,7 +56,7 @@ po::variables_map parse(const std::vector<std::string>& args,
                         const po::positional_options_description& pos);
 
 // -h prints the usage, -V the bare version (lvm2 parses it), both on stdout. True if either.
-bool help_or_version(const po::variables_map& vm, const char* usage);
+bool help_or_version(const po::variables_map& vm, const std::string& usage);
 
 std::uint64_t parse_u64(const std::string& s, const std::string& what);
 

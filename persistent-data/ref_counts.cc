@@ -28,6 +28,25 @@ std::uint32_t RefCounts::get(std::uint64_t b) const {
   return overflow_.at(b);
 }
 
+void RefCounts::get_range(std::uint64_t begin, std::span<std::uint32_t> out) const {
+  std::size_t i = 0;
+  while (i < out.size()) {
+    std::uint64_t b = begin + i;
+    const Page* p = find_page(b >> kPageShift);
+    auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
+    std::size_t n = std::min<std::size_t>(out.size() - i, kPageBlocks - off);
+    if (!p) {
+      std::fill_n(out.begin() + static_cast<std::ptrdiff_t>(i), n, 0u);
+    } else {
+      for (std::size_t k = 0; k < n; ++k) {
+        unsigned small = p->get(static_cast<std::uint32_t>(off + k));
+        out[i + k] = small < 3 ? small : overflow_.at(b + k);
+      }
+    }
+    i += n;
+  }
+}
+
 void RefCounts::set(std::uint64_t b, std::uint32_t count) {
   Page& p = page(b >> kPageShift);
   auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
@@ -76,6 +95,8 @@ void RefCounts::inc_range(std::uint64_t b, std::uint64_t len, std::uint32_t by) 
     len -= n;
   }
 }
+
+std::uint64_t RefCounts::nr_overflow() const { return overflow_.size(); }
 
 std::uint32_t RefCounts::dec(std::uint64_t b) {
   std::uint32_t c = get(b);

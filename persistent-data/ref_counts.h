@@ -11,6 +11,7 @@
 #include <functional>
 #include <algorithm>
 #include <memory>
+#include <span>
 #include <unordered_map>
 #include <vector>
 
@@ -40,10 +41,12 @@ class RefCounts {
   void add_capped(std::uint64_t b, std::uint64_t len, std::uint32_t by, std::uint32_t cap);
   // How many blocks of [b, b + len) have a count of exactly `count` (count < 3).
   std::uint64_t count_equal(std::uint64_t b, std::uint64_t len, std::uint32_t count) const;
+  // out[i] = get(begin + i), a page at a time (fast for whole-bitmap comparisons).
+  void get_range(std::uint64_t begin, std::span<std::uint32_t> out) const;
   // Number of blocks with a non-zero count.
   std::uint64_t nr_nonzero() const;
   // Number of blocks with a count >= 3 (those a space map keeps in its overflow tree).
-  std::uint64_t nr_overflow() const { return overflow_.size(); }
+  std::uint64_t nr_overflow() const;
   // Calls fn(block, count) for every non-zero count in ascending block order.
   void for_each_nonzero(const std::function<void(std::uint64_t, std::uint32_t)>& fn) const;
   // Bytes of heap in use (approximate), for benchmarks and tests.

@@ -20,19 +20,20 @@ using pdata::NodeContext;
 using pdata::NodeView;
 
 // Counts references the way the kernel holds them: a node is reached once per parent pointer,
-// but the pointers inside a node are counted only on its first visit. The walker calls
-// internal(parent) and then enter() for each of its children before descending, so a flag set
-// by internal() tells enter() whether the pointer is being counted.
+// but the pointers inside a node are counted only on its first visit (a node shared by the live
+// and held trees is walked twice for its contents, counted once). internal() runs before any
+// child of the node is visited, so it hands its children their credit.
 class CountingVisitor : public pdata::BtreeVisitor {
  public:
-  explicit CountingVisitor(Context& ctx) : ctx_(ctx) {}
-
-  bool enter(const NodeContext& c) override {
-    if (counting_children_ && ctx_.ref_meta(c.addr)) ++credits_[c.addr];
-    return true;
+  CountingVisitor(Context& ctx, BlockAddr root) : ctx_(ctx) {
+    if (root < ctx.nr_meta && ctx.ref_meta(root)) ++credits_[root];
   }
-  Flow internal(const NodeContext& c, const NodeView&) override {
-    counting_children_ = take_credit(c.addr);
+  Flow internal(const NodeContext& c, const NodeView& n) override {
+    if (take_credit(c.addr))
+      for (std::uint32_t i = 0; i < n.nr_entries(); ++i) {
+        BlockAddr kid = n.value64(i);
+        if (kid < ctx_.nr_meta && ctx_.ref_meta(kid)) ++credits_[kid];
+      }
     return Flow::kContinue;
   }
   Flow leaf(const NodeContext& c, const NodeView& n) override {
@@ -48,7 +49,6 @@ class CountingVisitor : public pdata::BtreeVisitor {
     return true;
   }
   Context& ctx_;
-  bool counting_children_ = true;  // the root's pointer is the superblock's
   std::unordered_map<BlockAddr, unsigned> credits_;
 };
 
@@ -62,7 +62,8 @@ bool in_ranges(const std::vector<pdata::KeyRange>& rs, std::uint64_t k) {
 
 void check_details(Context& ctx, const Roots& roots, Devices& devs) {
   struct V final : CountingVisitor {
-    V(Context& c, const Roots& r, Devices& d) : CountingVisitor(c), ctx(c), roots(r), devs(d) {}
+    V(Context& c, const Roots& r, Devices& d, BlockAddr root)
+        : CountingVisitor(c, root), ctx(c), roots(r), devs(d) {}
     Flow on_leaf(const NodeContext&, const NodeView& n, bool) override {
       for (std::uint32_t i = 0; i < n.nr_entries(); ++i)
         devs[n.key(i)].details = decode_details(n.value(i));
@@ -77,7 +78,7 @@ void check_details(Context& ctx, const Roots& roots, Devices& devs) {
     const Roots& roots;
     Devices& devs;
     std::vector<pdata::KeyRange> lost;
-  } v(ctx, roots, devs);
+  } v(ctx, roots, devs, roots.details_root);
   pdata::WalkOptions o;
   o.leaf_value_size = kDetailsValueSize;
   pdata::walk_btree(ctx.io, roots.details_root, o, v);
@@ -86,7 +87,8 @@ void check_details(Context& ctx, const Roots& roots, Devices& devs) {
 
 void check_top_level(Context& ctx, const Roots& roots, Devices& devs) {
   struct V final : CountingVisitor {
-    V(Context& c, const Roots& r, Devices& d) : CountingVisitor(c), ctx(c), roots(r), devs(d) {}
+    V(Context& c, const Roots& r, Devices& d, BlockAddr root)
+        : CountingVisitor(c, root), ctx(c), roots(r), devs(d) {}
     Flow on_leaf(const NodeContext&, const NodeView& n, bool first) override {
       for (std::uint32_t i = 0; i < n.nr_entries(); ++i) {
         Device& dev = devs[n.key(i)];
@@ -104,7 +106,7 @@ void check_top_level(Context& ctx, const Roots& roots, Devices& devs) {
     const Roots& roots;
     Devices& devs;
     std::vector<pdata::KeyRange> lost;
-  } v(ctx, roots, devs);
+  } v(ctx, roots, devs, roots.mapping_root);
   pdata::WalkOptions o;
   o.leaf_value_size = kMappingValueSize;
   pdata::walk_btree(ctx.io, roots.mapping_root, o, v);

@@ -69,7 +69,15 @@ int thin_check_main(int argc, char** argv) {
         ("input", po::value<std::vector<std::string>>(), "");
     po::positional_options_description pos;
     pos.add("input", -1);
-    auto vm = parse(normalize_args(argc, argv, {}), opts, pos);
+    po::variables_map vm;
+    try {
+      vm = parse(normalize_args(argc, argv, {}), opts, pos);
+    } catch (const po::error&) {
+      // -q silences argument errors too (0.9.0 printed them; REFERENCE-TOOLS.md §6.9).
+      for (int i = 1; i < argc; ++i)
+        if (std::string(argv[i]) == "-q" || std::string(argv[i]) == "--quiet") return 1;
+      throw;
+    }
 
     if (vm.count("help")) {
       std::cout << kUsage;

@@ -120,7 +120,7 @@ void SpaceMapReader::read_data_index() {
               " bitmap entries (first: bitmap " + std::to_string(first) + ")");
 }
 
-void SpaceMapReader::count_structure() {
+void SpaceMapReader::count_structure(bool ref_count_tree) {
   if (kind_ == SpaceMapKind::kMetadata) {
     v_.uses(root_.bitmap_root);
   } else {
@@ -128,6 +128,7 @@ void SpaceMapReader::count_structure() {
   }
   for (const IndexEntry& e : index_)
     if (e.blocknr) v_.uses(e.blocknr);
+  if (!ref_count_tree) return;
   // Damage in the reference-count tree is reported by for_each_bitmap, not here.
   auto enter = [&](const NodeContext& c) {
     v_.uses(c.addr);
@@ -141,7 +142,7 @@ void SpaceMapReader::count_structure() {
   walk_btree(io_, root_.ref_count_root, o, fv);
 }
 
-void SpaceMapReader::for_each_bitmap(const CountsFn& fn) {
+void SpaceMapReader::for_each_bitmap(const CountsFn& fn, bool count_ref_count_tree) {
   const std::string name = kind_ == SpaceMapKind::kMetadata ? "metadata" : "data";
   std::vector<std::uint32_t> counts(kEntriesPerBitmap);
   AlignedBuffer batch(kBitmapBatch);
@@ -239,7 +240,10 @@ void SpaceMapReader::for_each_bitmap(const CountsFn& fn) {
     }
     return Flow::kContinue;
   };
-  auto enter = [](const NodeContext&) { return true; };
+  auto enter = [&](const NodeContext& c) {
+    if (count_ref_count_tree) v_.uses(c.addr);
+    return true;
+  };
   auto dmg = [&](const Damage& d) {
     lost.push_back(d.lost);
     v_.damage(name + " space map reference count tree: " + d.what);

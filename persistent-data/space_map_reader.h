@@ -50,8 +50,9 @@ class SpaceMapReader {
   SpaceMapKind kind() const { return kind_; }
 
   // Reports every metadata block the map occupies to v.uses(): the index block or every index
-  // btree node, each bitmap named by the index, every node of the reference-count tree.
-  void count_structure();
+  // btree node, each bitmap named by the index, and (unless for_each_bitmap will, see there)
+  // every node of the reference-count tree.
+  void count_structure(bool ref_count_tree = true);
 
   // Streams the counts in block order: fn(first_block, counts) once per bitmap, counts.size()
   // entries (the last bitmap is partial). Counts of 3 are completed from the reference-count
@@ -60,7 +61,9 @@ class SpaceMapReader {
   // each reference-count entry must sit on a bitmap entry of 3 (damage otherwise).
   using CountsFn =
       std::function<void(std::uint64_t first_block, std::span<const std::uint32_t> counts, bool valid)>;
-  void for_each_bitmap(const CountsFn& fn);
+  // With count_ref_count_tree, the reference-count tree's nodes are reported to v.uses() as
+  // they are read (saves reading that tree twice).
+  void for_each_bitmap(const CountsFn& fn, bool count_ref_count_tree = false);
 
   std::optional<CountLocation> locate(std::uint64_t block) const;
 

@@ -142,3 +142,39 @@ TEST(RefCounts, GetRangeMatchesGet) {
 
 }  // namespace
 }  // namespace thinmeta::pdata
+
+namespace thinmeta::pdata {
+namespace {
+
+// Many counts >= 3 in one page (the small list turns into a byte a block), counts >= 258,
+// and decrements back below 3, against a plain map.
+TEST(RefCounts, WideOverflowMatchesModel) {
+  RefCounts rc(1 << 20);
+  std::map<std::uint64_t, std::uint32_t> model;
+  for (std::uint64_t b = 0; b < 5000; ++b) {
+    std::uint32_t by = 1 + static_cast<std::uint32_t>(b % 7);
+    rc.inc(b * 3, by);
+    model[b * 3] += by;
+  }
+  rc.inc(30, 300);
+  model[30] += 300;
+  rc.set(33, 70000);
+  model[33] = 70000;
+  for (std::uint64_t b = 0; b < 15000; b += 9) {
+    rc.dec(b);
+    if (model.count(b) && model[b]) --model[b];
+  }
+  rc.set(30, 1);
+  model[30] = 1;
+  for (const auto& [b, c] : model) ASSERT_EQ(rc.get(b), c) << b;
+  std::uint64_t nz = 0;
+  for (const auto& [b, c] : model) nz += c != 0;
+  EXPECT_EQ(rc.nr_nonzero(), nz);
+  std::vector<std::uint32_t> out(15000);
+  rc.get_range(0, out);
+  for (std::uint64_t b = 0; b < out.size(); ++b)
+    ASSERT_EQ(out[b], model.count(b) ? model[b] : 0u) << b;
+}
+
+}  // namespace
+}  // namespace thinmeta::pdata

@@ -132,27 +132,22 @@ void RefCounts::inc(std::uint64_t b, std::uint32_t by) {
 }
 
 void RefCounts::inc_range(std::uint64_t b, std::uint64_t len, std::uint32_t by) {
-  if (!by) return;
-  while (len) {
-    Page& p = page(b >> kPageShift);
-    auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
-    std::uint64_t n = std::min<std::uint64_t>(len, kPageBlocks - off);
-    for (std::uint64_t i = 0; i < n; ++i, ++off) {
-      unsigned small = p.get(off);
-      if (small == 3) {
-        overflow_[b + i] += by;
-        continue;
-      }
-      std::uint32_t c = small + by;
-      if (c >= 3) overflow_[b + i] = c;
-      p.set(off, std::min<std::uint32_t>(c, 3));
-    }
-    b += n;
-    len -= n;
-  }
+  for (std::uint64_t i = 0; i < len; ++i) inc(b + i, by);
 }
 
-std::uint64_t RefCounts::nr_overflow() const { return overflow_.size(); }
+std::uint64_t RefCounts::nr_overflow() const {
+  // A block's count is >= 3 exactly when its 2-bit entry is 3.
+  std::uint64_t n = 0;
+  for (const auto& [idx, p] : pages_) {
+    if (p->dense.empty()) {
+      for (std::uint32_t e : p->sparse) n += (e & 3) == 3;
+    } else {
+      for (std::uint64_t w : p->dense)
+        n += static_cast<std::uint64_t>(__builtin_popcountll(w & (w >> 1) & 0x5555555555555555ull));
+    }
+  }
+  return n;
+}
 
 std::uint32_t RefCounts::dec(std::uint64_t b) {
   std::uint32_t c = get(b);

@@ -178,3 +178,22 @@ TEST(RefCounts, WideOverflowMatchesModel) {
 
 }  // namespace
 }  // namespace thinmeta::pdata
+
+namespace thinmeta::pdata {
+namespace {
+
+TEST(RefCounts, NrOverflowAndIncRange) {
+  RefCounts rc(1 << 16);
+  rc.inc_range(10, 5000, 3);  // 5000 blocks at 3: past the small list, into `wide`
+  rc.inc(10, 400);
+  rc.inc(20000, 2);
+  EXPECT_EQ(rc.nr_overflow(), 5000u);
+  EXPECT_EQ(rc.get(10), 403u);
+  EXPECT_EQ(rc.get(5009), 3u);
+  EXPECT_EQ(rc.get(5010), 0u);
+  rc.set(11, 1);
+  EXPECT_EQ(rc.nr_overflow(), 4999u);
+}
+
+}  // namespace
+}  // namespace thinmeta::pdata

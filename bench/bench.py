@@ -59,7 +59,7 @@ def prepare(out, name, nr):
         nr_data = gen_xml(xml, nr)
         with open(meta, "w") as f:
             f.write(str(nr_data))
-        size = max(64 << 20, nr * 24)  # room for restored trees
+        size = max(64 << 20, nr * 48)  # room for restored trees (0.9.0 leaves are half full)
         with open(img, "wb") as f:
             f.truncate(size)
         restore = os.path.join(TOP, "build", "bin", "thin_restore")

@@ -20,21 +20,96 @@ const RefCounts::Page* RefCounts::find_page(std::uint64_t index) const {
   return it == pages_.end() ? nullptr : it->second.get();
 }
 
+std::uint32_t RefCounts::ext_get(const Page& p, std::uint64_t b, std::uint32_t off) const {
+  if (!p.wide.empty())
+    return p.wide[off] != Page::kWideFar ? p.wide[off] + 3u : overflow_.at(b);
+  auto it = std::lower_bound(p.ovf_off.begin(), p.ovf_off.end(), off);
+  return p.ovf_cnt[static_cast<std::size_t>(it - p.ovf_off.begin())];
+}
+
+void RefCounts::ext_set(Page& p, std::uint64_t b, std::uint32_t off, std::uint32_t count) {
+  if (p.wide.empty()) {
+    auto it = std::lower_bound(p.ovf_off.begin(), p.ovf_off.end(), off);
+    auto i = it - p.ovf_off.begin();
+    if (it != p.ovf_off.end() && *it == off) {
+      p.ovf_cnt[static_cast<std::size_t>(i)] = count;
+      return;
+    }
+    if (p.ovf_off.size() < Page::kMaxSmallOverflow) {
+      p.ovf_off.insert(it, off);
+      p.ovf_cnt.insert(p.ovf_cnt.begin() + i, count);
+      return;
+    }
+    // Many counts >= 3 in this page: a byte a block from now on.
+    p.wide.assign(kPageBlocks, 0);
+    std::uint64_t base = b - off;
+    for (std::size_t k = 0; k < p.ovf_off.size(); ++k) {
+      std::uint32_t c = p.ovf_cnt[k];
+      p.wide[p.ovf_off[k]] = c - 3 < Page::kWideFar ? static_cast<std::uint8_t>(c - 3) : Page::kWideFar;
+      if (c - 3 >= Page::kWideFar) overflow_[base + p.ovf_off[k]] = c;
+    }
+    p.ovf_off.clear();
+    p.ovf_off.shrink_to_fit();
+    p.ovf_cnt.clear();
+    p.ovf_cnt.shrink_to_fit();
+  }
+  if (p.wide[off] == Page::kWideFar) overflow_.erase(b);
+  if (count - 3 < Page::kWideFar) {
+    p.wide[off] = static_cast<std::uint8_t>(count - 3);
+  } else {
+    p.wide[off] = Page::kWideFar;
+    overflow_[b] = count;
+  }
+}
+
+void RefCounts::ext_erase(Page& p, std::uint64_t b, std::uint32_t off) {
+  if (!p.wide.empty()) {
+    if (p.wide[off] == Page::kWideFar) overflow_.erase(b);
+    p.wide[off] = 0;
+    return;
+  }
+  auto it = std::lower_bound(p.ovf_off.begin(), p.ovf_off.end(), off);
+  if (it == p.ovf_off.end() || *it != off) return;
+  p.ovf_cnt.erase(p.ovf_cnt.begin() + (it - p.ovf_off.begin()));
+  p.ovf_off.erase(it);
+}
+
 std::uint32_t RefCounts::get(std::uint64_t b) const {
   const Page* p = find_page(b >> kPageShift);
   if (!p) return 0;
-  unsigned small = p->get(static_cast<std::uint32_t>(b & (kPageBlocks - 1)));
+  auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
+  unsigned small = p->get(off);
   if (small < 3) return small;
-  return overflow_.at(b);
+  return ext_get(*p, b, off);
+}
+
+void RefCounts::get_range(std::uint64_t begin, std::span<std::uint32_t> out) const {
+  std::size_t i = 0;
+  while (i < out.size()) {
+    std::uint64_t b = begin + i;
+    const Page* p = find_page(b >> kPageShift);
+    auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
+    std::size_t n = std::min<std::size_t>(out.size() - i, kPageBlocks - off);
+    if (!p) {
+      std::fill_n(out.begin() + static_cast<std::ptrdiff_t>(i), n, 0u);
+    } else {
+      for (std::size_t k = 0; k < n; ++k) {
+        auto o = static_cast<std::uint32_t>(off + k);
+        unsigned small = p->get(o);
+        out[i + k] = small < 3 ? small : ext_get(*p, b + k, o);
+      }
+    }
+    i += n;
+  }
 }
 
 void RefCounts::set(std::uint64_t b, std::uint32_t count) {
   Page& p = page(b >> kPageShift);
   auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
   if (count >= 3)
-    overflow_[b] = count;
+    ext_set(p, b, off, count);
   else if (p.get(off) == 3)
-    overflow_.erase(b);
+    ext_erase(p, b, off);
   p.set(off, std::min<std::uint32_t>(count, 3));
 }
 
@@ -44,12 +119,12 @@ void RefCounts::inc(std::uint64_t b, std::uint32_t by) {
   auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
   unsigned small = p.get(off);
   if (small == 3) {
-    overflow_[b] += by;
+    ext_set(p, b, off, ext_get(p, b, off) + by);
     return;
   }
   std::uint32_t n = small + by;
   if (n >= 3) {
-    overflow_[b] = n;
+    ext_set(p, b, off, n);
     p.set(off, 3);
   } else {
     p.set(off, n);
@@ -57,24 +132,21 @@ void RefCounts::inc(std::uint64_t b, std::uint32_t by) {
 }
 
 void RefCounts::inc_range(std::uint64_t b, std::uint64_t len, std::uint32_t by) {
-  if (!by) return;
-  while (len) {
-    Page& p = page(b >> kPageShift);
-    auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
-    std::uint64_t n = std::min<std::uint64_t>(len, kPageBlocks - off);
-    for (std::uint64_t i = 0; i < n; ++i, ++off) {
-      unsigned small = p.get(off);
-      if (small == 3) {
-        overflow_[b + i] += by;
-        continue;
-      }
-      std::uint32_t c = small + by;
-      if (c >= 3) overflow_[b + i] = c;
-      p.set(off, std::min<std::uint32_t>(c, 3));
+  for (std::uint64_t i = 0; i < len; ++i) inc(b + i, by);
+}
+
+std::uint64_t RefCounts::nr_overflow() const {
+  // A block's count is >= 3 exactly when its 2-bit entry is 3.
+  std::uint64_t n = 0;
+  for (const auto& [idx, p] : pages_) {
+    if (p->dense.empty()) {
+      for (std::uint32_t e : p->sparse) n += (e & 3) == 3;
+    } else {
+      for (std::uint64_t w : p->dense)
+        n += static_cast<std::uint64_t>(__builtin_popcountll(w & (w >> 1) & 0x5555555555555555ull));
     }
-    b += n;
-    len -= n;
   }
+  return n;
 }
 
 std::uint32_t RefCounts::dec(std::uint64_t b) {
@@ -145,7 +217,7 @@ void RefCounts::for_each_nonzero(
     std::uint64_t base = i << kPageShift;
     auto emit = [&](std::uint32_t off, unsigned small) {
       std::uint64_t b = base + off;
-      fn(b, small < 3 ? small : overflow_.at(b));
+      fn(b, small < 3 ? small : ext_get(p, b, off));
     };
     if (p.dense.empty()) {
       for (std::uint32_t e : p.sparse) emit(e >> 2, e & 3);
@@ -164,7 +236,7 @@ void RefCounts::for_each_nonzero(
 }
 
 std::size_t RefCounts::memory_bytes() const {
-  std::size_t n = pages_.size() * 48 + overflow_.size() * 32;
+  std::size_t n = pages_.size() * 48 + overflow_.size() * 40;
   for (const auto& [i, p] : pages_) n += p->bytes();
   return n;
 }

@@ -2,15 +2,17 @@
 // In-core reference counts for a block space that may be huge (billions of data blocks) but
 // sparsely used. The space is cut into pages of 16384 blocks; a page is created on first
 // touch, starts sparse (a sorted array of (offset, count) entries) and turns dense (2 bits a
-// block) when the sparse form would be bigger. Counts that do not fit (>= 3) live in an
-// overflow map. Memory therefore grows with the blocks actually referenced, never beyond
-// 2 bits a block plus the overflow, and not with the size of the space.
+// block) when the sparse form would be bigger. Counts that do not fit (>= 3) live beside the
+// page: a sorted list while few, a byte a block once many (snapshots make most counts >= 3),
+// and counts >= 258 in a global map. Memory therefore grows with the blocks actually
+// referenced, never beyond 2 bits + 1 byte a block, and not with the size of the space.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <algorithm>
 #include <memory>
+#include <span>
 #include <unordered_map>
 #include <vector>
 
@@ -40,10 +42,12 @@ class RefCounts {
   void add_capped(std::uint64_t b, std::uint64_t len, std::uint32_t by, std::uint32_t cap);
   // How many blocks of [b, b + len) have a count of exactly `count` (count < 3).
   std::uint64_t count_equal(std::uint64_t b, std::uint64_t len, std::uint32_t count) const;
+  // out[i] = get(begin + i), a page at a time (fast for whole-bitmap comparisons).
+  void get_range(std::uint64_t begin, std::span<std::uint32_t> out) const;
   // Number of blocks with a non-zero count.
   std::uint64_t nr_nonzero() const;
   // Number of blocks with a count >= 3 (those a space map keeps in its overflow tree).
-  std::uint64_t nr_overflow() const { return overflow_.size(); }
+  std::uint64_t nr_overflow() const;
   // Calls fn(block, count) for every non-zero count in ascending block order.
   void for_each_nonzero(const std::function<void(std::uint64_t, std::uint32_t)>& fn) const;
   // Bytes of heap in use (approximate), for benchmarks and tests.
@@ -57,6 +61,12 @@ class RefCounts {
 
     std::vector<std::uint32_t> sparse;
     std::vector<std::uint64_t> dense;  // empty while sparse
+    // Counts >= 3: sorted (offset, count) pairs while few, then `wide` (count - 3 per block,
+    // kWideFar = in the global map).
+    static constexpr std::size_t kMaxSmallOverflow = 2048;  // 16 KiB, as much as `wide`
+    static constexpr std::uint8_t kWideFar = 255;
+    std::vector<std::uint32_t> ovf_off, ovf_cnt;
+    std::vector<std::uint8_t> wide;
 
     unsigned get(std::uint32_t off) const {
       if (!dense.empty()) return static_cast<unsigned>((dense[off / 32] >> (2 * (off % 32))) & 3);
@@ -100,14 +110,20 @@ class RefCounts {
       sparse.clear();
       sparse.shrink_to_fit();
     }
-    std::size_t bytes() const { return sparse.capacity() * 4 + dense.capacity() * 8 + sizeof(*this); }
+    std::size_t bytes() const {
+      return sparse.capacity() * 4 + dense.capacity() * 8 + ovf_off.capacity() * 8 +
+             wide.capacity() + sizeof(*this);
+    }
   };
   Page& page(std::uint64_t index);
   const Page* find_page(std::uint64_t index) const;
+  std::uint32_t ext_get(const Page& p, std::uint64_t b, std::uint32_t off) const;
+  void ext_set(Page& p, std::uint64_t b, std::uint32_t off, std::uint32_t count);
+  void ext_erase(Page& p, std::uint64_t b, std::uint32_t off);
 
   std::uint64_t nr_blocks_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Page>> pages_;
-  std::unordered_map<std::uint64_t, std::uint32_t> overflow_;  // full counts of blocks >= 3
+  std::unordered_map<std::uint64_t, std::uint32_t> overflow_;  // counts >= 258 of wide pages
 };
 
 }  // namespace thinmeta::pdata

@@ -7,7 +7,7 @@ import os
 import random
 import subprocess
 
-VERSION = "3"  # bump when the cases change, to regenerate cached corpora
+VERSION = "4"  # bump when the cases change, to regenerate cached corpora
 
 
 def xml_pool(time, transaction, dbs, nr_data, devices, flags=0):
@@ -73,7 +73,7 @@ def cases():
     c["empty_devices"] = xml_pool(3, 9, 128, 100, [(i, i, 1, 2, []) for i in range(0, 200)])
     c["needs_check"] = xml_pool(2, 1, 256, 64, [(1, 0, 0, 0, [(i, 63 - i, 2) for i in range(30)])],
                                 flags=1)
-    c["max_ids"] = xml_pool(5, 77, 128, 4096, [
+    c["max_ids"] = xml_pool(16777215, 77, 128, 4096, [
         (0, 1, 0, 0, [(0, 0, 0)]),
         (4294967, 2, 1, 1, [(1 << 30, 1, 1)]),
         (16777214, 3, 2, 2, [(2, 2, 2)]),

@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// thin_check: check thin-pool metadata; what lvm2 runs at every pool activation (REFERENCE-
+// TOOLS.md §1.1, §4). Exit 0 when clean, 1 otherwise; never 2 (lvm2 reads 2 as "not installed").
+#include <iostream>
+
+#include "bin/cli.h"
+#include "thin/check/check.h"
+#include "thin/check/repair_leaks.h"
+#include "thin/metadata.h"
+
+namespace thinmeta::cli {
+namespace {
+
+const char* const kUsage =
+    "Usage: thin_check [options] {device|file}\n"
+    "Options:\n"
+    "  {-q|--quiet}\n"
+    "  {-h|--help}\n"
+    "  {-V|--version}\n"
+    "  {-m|--metadata-snap}\n"
+    "  {--auto-repair}\n"
+    "  {--override-mapping-root} <block>\n"
+    "  {--override-details-root} <block>\n"
+    "  {--clear-needs-check-flag}\n"
+    "  {--ignore-non-fatal-errors}\n"
+    "  {--skip-mappings}\n"
+    "  {--super-block-only}\n";
+
+// Progress and findings on stderr (two spaces per level), the info lines on stdout.
+class PrintingReport final : public thin::CheckReport {
+ public:
+  explicit PrintingReport(bool quiet) : quiet_(quiet) {}
+  void phase(const std::string& title) override {
+    if (!quiet_) std::cerr << title << "\n";
+  }
+  void problem(thin::Severity, const std::string& headline, const std::string& detail) override {
+    if (quiet_) return;
+    std::cerr << "  " << headline << "\n";
+    if (!detail.empty()) std::cerr << "    " << detail << "\n";
+  }
+  void info(std::uint64_t tid, std::uint64_t free_blocks) override {
+    if (quiet_) return;
+    std::cout << "TRANSACTION_ID=" << tid << "\n" << "METADATA_FREE_BLOCKS=" << free_blocks << "\n";
+    std::cout.flush();
+  }
+  void note(const std::string& line) {
+    if (!quiet_) std::cerr << line << "\n";
+  }
+
+ private:
+  bool quiet_;
+};
+
+int thin_check_main(int argc, char** argv) {
+  return run("thin_check", kUsage, [&]() -> int {
+    po::options_description opts;
+    opts.add_options()
+        ("help,h", "")
+        ("version,V", "")
+        ("quiet,q", "")
+        ("metadata-snap,m", "")
+        ("super-block-only", "")
+        ("skip-mappings", "")
+        ("ignore-non-fatal-errors", "")
+        ("clear-needs-check-flag", "")
+        ("auto-repair", "")
+        ("override-mapping-root", po::value<std::string>(), "")
+        ("override-details-root", po::value<std::string>(), "")
+        ("input", po::value<std::vector<std::string>>(), "");
+    po::positional_options_description pos;
+    pos.add("input", -1);
+    po::variables_map vm;
+    try {
+      vm = parse(normalize_args(argc, argv, {}), opts, pos);
+    } catch (const po::error&) {
+      // -q silences argument errors too (0.9.0 printed them; REFERENCE-TOOLS.md §6.9).
+      for (int i = 1; i < argc; ++i)
+        if (std::string(argv[i]) == "-q" || std::string(argv[i]) == "--quiet") return 1;
+      throw;
+    }
+
+    if (vm.count("help")) {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (vm.count("version")) {
+      std::cout << kVersion << "\n";
+      return 0;
+    }
+    const bool quiet = vm.count("quiet") > 0;
+    // Argument errors: one line and the usage, or nothing at all with -q; exit 1 either way.
+    auto usage_error = [&](const std::string& what) -> int {
+      if (quiet) return 1;
+      throw UsageError{what};
+    };
+
+    thin::CheckOptions copts;
+    copts.superblock_only = vm.count("super-block-only") > 0;
+    copts.skip_mappings = vm.count("skip-mappings") > 0;
+    copts.metadata_snap = vm.count("metadata-snap") > 0;
+    const bool ignore_non_fatal = vm.count("ignore-non-fatal-errors") > 0;
+    const bool auto_repair = vm.count("auto-repair") > 0;
+    const bool clear_flag = vm.count("clear-needs-check-flag") > 0;
+    if (vm.count("override-mapping-root"))
+      copts.override_mapping_root =
+          parse_u64(vm["override-mapping-root"].as<std::string>(), "--override-mapping-root");
+    if (vm.count("override-details-root"))
+      copts.override_details_root =
+          parse_u64(vm["override-details-root"].as<std::string>(), "--override-details-root");
+    const bool overridden = copts.override_mapping_root || copts.override_details_root;
+
+    if (auto_repair || clear_flag) {
+      if (copts.metadata_snap) return usage_error("cannot perform fix within metadata snap");
+      if (overridden) return usage_error("cannot perform fix with an overridden mapping root");
+    }
+    if (auto_repair) {
+      if (ignore_non_fatal) return usage_error("cannot perform fix by ignoring non-fatal errors");
+      if (copts.skip_mappings || copts.superblock_only)
+        return usage_error("cannot perform fix without a full examination");
+    }
+    auto input = input_path(vm);
+    if (!input) return usage_error("No input file provided.");
+
+    thin::InputOptions io_opts;
+    io_opts.exclusive = !copts.metadata_snap;
+    io_opts.writable = auto_repair || clear_flag;
+    auto io = thin::open_input(*input, io_opts);
+    if (!io) {
+      const Error& e = io.error();
+      // Not binary metadata: said even with -q (lvm2 logs it).
+      if (e.code == Errc::kTooSmall || e.code == Errc::kBadFormat) return report(e);
+      if (quiet) return 1;
+      if (e.what.find("Device or resource busy") != std::string::npos) {
+        std::cerr << "syscall 'open' failed: Device or resource busy\n"
+                  << "Note: you cannot run this tool with these options on live metadata.\n";
+        return 1;
+      }
+      return report(e);
+    }
+
+    PrintingReport out(quiet);
+    thin::CheckResult res = thin::check(**io, copts, out);
+
+    bool non_fatal = res.non_fatal;
+    if ((auto_repair || clear_flag) && !res.fatal && res.live) {
+      thin::RepairOutcome fixed;
+      auto r = thin::repair_leaks(**io, res, /*clear_needs_check=*/true, fixed);
+      if (!r) {
+        if (!quiet) std::cerr << r.error().what << "\n";
+        return 1;
+      }
+      if (fixed.metadata_leaks) out.note("fixed metadata leaks");
+      if (fixed.data_leaks) out.note("fixed data leaks");
+      if (fixed.cleared_flag) out.note("cleared needs_check flag");
+      if (fixed.repaired_all_non_fatal) non_fatal = false;
+    }
+    if (res.fatal) return 1;
+    if (non_fatal && !ignore_non_fatal) return 1;
+    return 0;
+  });
+}
+
+}  // namespace
+THINMETA_TOOL(thin_check, thin_check_main);
+}  // namespace thinmeta::cli

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// State shared by the check phases: the options, the report, the superblocks being checked
+// and the reference counts computed from every tree (FORMAT.md §8).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "persistent-data/btree_walker.h"
+#include "persistent-data/ref_counts.h"
+#include "thin/check/check.h"
+#include "thin/device_details.h"
+
+namespace thinmeta::thin::check_detail {
+
+using pdata::BlockAddr;
+
+// "[b, e]" with e exclusive or "-" (the established tool's notation).
+std::string range_str(const pdata::KeyRange& r);
+
+// One tree set to check: the live trees (block 0) or the held snapshot's.
+struct Roots {
+  std::string label;  // "" for the live trees, "metadata snapshot: " for the held ones
+  BlockAddr mapping_root;
+  BlockAddr details_root;
+  std::uint32_t time;  // the pool time of that superblock: no mapping may be newer
+};
+
+struct Device {
+  std::optional<DeviceDetails> details;
+  std::optional<BlockAddr> subtree_root;
+  bool counted = false;  // reached through a top-level leaf seen for the first time
+};
+
+struct Context {
+  Context(pdata::IoEngine& io_, const CheckOptions& o, CheckReport& r, CheckResult& res)
+      : io(io_), opts(o), report(r), result(res) {}
+
+  pdata::IoEngine& io;
+  const CheckOptions& opts;
+  CheckReport& report;
+  CheckResult& result;
+
+  Superblock live;
+  std::optional<Superblock> held;
+  BlockAddr nr_meta = 0;         // metadata blocks the metadata space map covers
+  std::uint64_t nr_data = 0;     // data blocks the data space map covers
+  // Device-id ranges the details tree lost to damage, per tree set label.
+  std::map<std::string, std::vector<pdata::KeyRange>> lost_details;
+  bool sm_roots_ok = true;        // the space-map roots point inside the device
+  pdata::RefCounts meta_counts;  // references found to each metadata block
+  pdata::RefCounts data_counts;  // references found to each data block (per distinct leaf)
+
+  // Mapping counts below bottom-level nodes already walked, for shared subtrees (FORMAT.md
+  // §8.2): leaves store their entry count; internal nodes their children.
+  std::unordered_map<BlockAddr, std::uint64_t> leaf_totals;
+  std::unordered_map<BlockAddr, std::vector<BlockAddr>> children;
+  std::uint64_t subtree_total(BlockAddr b, unsigned depth = 0);
+
+  void fatal(const std::string& headline, const std::string& detail = {}) {
+    result.fatal = true;
+    report.problem(Severity::kFatal, headline, detail);
+  }
+  void non_fatal(const std::string& headline, const std::string& detail = {}) {
+    result.non_fatal = true;
+    report.problem(Severity::kNonFatal, headline, detail);
+  }
+  // Adds one reference to a metadata block; returns true if it is the first.
+  bool ref_meta(BlockAddr b) {
+    if (b >= nr_meta)
+      fatal("metadata block " + std::to_string(b) + " is referenced but lies beyond the " +
+            std::to_string(nr_meta) + " blocks of the metadata space map");
+    bool first = meta_counts.get(b) == 0;
+    meta_counts.inc(b);
+    return first;
+  }
+};
+
+using Devices = std::map<std::uint64_t, Device>;
+
+// The phases, in order. Each reports to ctx and records what the next ones need.
+bool check_superblocks(Context& ctx);                                  // superblock_check.cc
+void check_details(Context& ctx, const Roots& roots, Devices& devs);    // devices_check.cc
+void check_top_level(Context& ctx, const Roots& roots, Devices& devs);  // devices_check.cc
+void check_mappings(Context& ctx, const Roots& roots, const Devices& devs);  // mappings_check.cc
+void check_space_maps(Context& ctx);                                   // space_maps_check.cc
+
+}  // namespace thinmeta::thin::check_detail

@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// Phase 3, every device's bottom-level mapping tree (FORMAT.md §5.3, §6.1, §8.2, §10).
+// Checks: every node as in phase 2; data blocks < nr_data_blocks; times <= the pool time;
+//   mapped_blocks in the details == the number of mappings (shared subtrees included).
+// Collects: metadata references (a node reached again is counted, not walked again); data
+//   references once per distinct leaf, so a leaf shared by snapshots counts once.
+// Not checked: that snapshots' times are consistent with their origin's (the kernel does not
+//   require it).
+#include "thin/check/context.h"
+
+namespace thinmeta::thin::check_detail {
+namespace {
+
+using pdata::Damage;
+using pdata::Flow;
+using pdata::NodeContext;
+using pdata::NodeView;
+
+class DeviceWalker final : public pdata::BtreeVisitor {
+ public:
+  DeviceWalker(Context& ctx, const Roots& roots, std::uint64_t id)
+      : ctx_(ctx), roots_(roots), id_(id) {}
+
+  bool enter(const NodeContext& c) override {
+    if (ctx_.ref_meta(c.addr)) return true;
+    total += ctx_.subtree_total(c.addr);  // shared: walked through another parent already
+    return false;
+  }
+  Flow internal(const NodeContext& c, const NodeView& n) override {
+    auto& kids = ctx_.children[c.addr];
+    kids.clear();
+    for (std::uint32_t i = 0; i < n.nr_entries(); ++i) kids.push_back(n.value64(i));
+    return Flow::kContinue;
+  }
+  Flow leaf(const NodeContext& c, const NodeView& n) override {
+    std::uint32_t nr = n.nr_entries();
+    ctx_.leaf_totals[c.addr] = nr;
+    total += nr;
+    std::uint32_t beyond = 0, newer = 0;
+    std::uint64_t first_beyond = 0, first_newer = 0;
+    BlockTime bt_beyond{}, bt_newer{};
+    for (std::uint32_t i = 0; i < nr; ++i) {
+      BlockTime bt = unpack_block_time(n.value64(i));
+      if (bt.data_block >= ctx_.nr_data) {
+        if (!beyond++) first_beyond = n.key(i), bt_beyond = bt;
+      } else {
+        ctx_.data_counts.inc(bt.data_block);
+      }
+      if (bt.time > roots_.time && !newer++) first_newer = n.key(i), bt_newer = bt;
+    }
+    std::string dev = roots_.label + "thin device " + std::to_string(id_);
+    if (beyond)
+      ctx_.fatal(dev + " has " + std::to_string(beyond) + " mappings beyond the data device in " +
+                     range_str(c.range),
+                 "virtual block " + std::to_string(first_beyond) + " maps to data block " +
+                     std::to_string(bt_beyond.data_block) + ", but the pool has " +
+                     std::to_string(ctx_.nr_data) + " data blocks (btree node, block " +
+                     std::to_string(c.addr) + ")");
+    if (newer)
+      ctx_.fatal(dev + " has " + std::to_string(newer) + " mappings newer than the pool in " +
+                     range_str(c.range),
+                 "virtual block " + std::to_string(first_newer) + " has time " +
+                     std::to_string(bt_newer.time) + ", but the pool time is " +
+                     std::to_string(roots_.time) + " (btree node, block " +
+                     std::to_string(c.addr) + ")");
+    return Flow::kContinue;
+  }
+  Flow damage(const Damage& d) override {
+    damaged = true;
+    ctx_.fatal(roots_.label + "thin device " + std::to_string(id_) + " is missing mappings " +
+                   range_str(d.lost),
+               d.what);
+    return Flow::kContinue;
+  }
+
+  std::uint64_t total = 0;
+  bool damaged = false;
+
+ private:
+  Context& ctx_;
+  const Roots& roots_;
+  std::uint64_t id_;
+};
+
+}  // namespace
+
+std::uint64_t Context::subtree_total(BlockAddr b, unsigned depth) {
+  if (auto it = leaf_totals.find(b); it != leaf_totals.end()) return it->second;
+  auto it = children.find(b);
+  if (it == children.end() || depth > 16) return 0;  // damaged, or a cycle (reported)
+  std::uint64_t sum = 0;
+  for (BlockAddr k : it->second) sum += subtree_total(k, depth + 1);
+  if (depth == 0) leaf_totals[b] = sum;  // memoise the tops of shared subtrees
+  return sum;
+}
+
+void check_mappings(Context& ctx, const Roots& roots, const Devices& devs) {
+  for (const auto& [id, dev] : devs) {
+    if (!dev.subtree_root) continue;
+    std::uint64_t total = 0;
+    bool damaged = false;
+    if (dev.counted) {
+      DeviceWalker w(ctx, roots, id);
+      pdata::WalkOptions o;
+      o.leaf_value_size = kMappingValueSize;
+      pdata::walk_btree(ctx.io, *dev.subtree_root, o, w);
+      total = w.total;
+      damaged = w.damaged;
+    } else {
+      // The top-level leaf naming this device was already walked (e.g. it is shared by the
+      // live and held trees): its subtree has been checked and counted.
+      if (!ctx.leaf_totals.count(*dev.subtree_root) && !ctx.children.count(*dev.subtree_root))
+        continue;  // damaged, reported when first walked
+      total = ctx.subtree_total(*dev.subtree_root);
+    }
+    if (!damaged && dev.details && dev.details->mapped_blocks != total)
+      ctx.fatal(roots.label + "thin device " + std::to_string(id) +
+                    " has an unexpected number of mappings",
+                "its details say " + std::to_string(dev.details->mapped_blocks) +
+                    ", its mapping tree holds " + std::to_string(total));
+  }
+}
+
+}  // namespace thinmeta::thin::check_detail

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// thin_trim's logic: which data blocks may be discarded. The metadata must read without damage
-// (both trees, the data space map) and agree with itself (every mapped data block has a
-// non-zero count); the free ranges are the blocks with count zero that no mapping names.
+// thin_trim's logic: which data blocks may be discarded. The metadata must pass the full
+// thin_check (every tree, both space maps, live and held; leaks are tolerated, since a leaked
+// block is only kept, never discarded); the free ranges are then the data blocks whose on-disk
+// reference count is zero, streamed from the data space map a bitmap at a time.
 #pragma once
 
 #include <cstdint>
@@ -19,7 +20,8 @@ struct TrimPlan {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> free_ranges;  // [begin, end) data blocks
 };
 
-// Fails with Errc::kDamage (one line saying what is wrong) when the metadata cannot be trusted.
+// Fails with Errc::kDamage (the first fatal finding, one line) when the metadata cannot be
+// trusted.
 Result<TrimPlan> plan_trim(const Metadata& md);
 
 }  // namespace thinmeta::thin

@@ -41,6 +41,10 @@ multi='<superblock uuid="" time="2" transaction="1" flags="0" version="2" data_b
 for i in $(seq 0 600); do multi+="<single_mapping origin_block=\"$((i * 2))\" data_block=\"$i\" time=\"1\"/>"; done
 multi+='</device></superblock>'
 mk_seed multi "$multi" 16
+# A kernel-written pool holding a metadata snapshot: exercises the -m path (71 blocks used).
+zstd -q -d -f "$top/examples/pool-with-snap.meta.zst" -o "$out/seeds/kernel.img"
+head -c $((71 * 4096)) "$out/seeds/kernel.img" > "$out/seeds/kernel.seed"
+rm -f "$out/seeds/kernel.img"
 find "$out/seeds" -name '*.seed' -size +0 | grep -q . || { echo "FAIL: no fuzz seeds"; exit 1; }
 mkdir -p "$out/in" && cp "$out"/seeds/*.seed "$out/in/"
 rm -rf "$out/findings"

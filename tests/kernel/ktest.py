@@ -38,6 +38,7 @@ CACHE = os.environ.get("KTEST_CACHE", os.path.join(HERE, "cache"))
 REF_BIN = os.environ.get("REF_BIN", "/usr/sbin")
 THIN_DUMP = os.environ.get("THIN_DUMP", os.path.join(REF_BIN, "thin_dump"))
 THINMETA_BIN = os.environ.get("THINMETA_BIN", "/work/main/build/bin")
+ONLINE_TOOLS = ["thin_dump", "thin_ls", "thin_delta", "thin_check"]  # shipped for ONLINE: 1
 THIN_RESTORE = os.environ.get("THIN_RESTORE", os.path.join(REF_BIN, "thin_restore"))
 BLKWRITE = os.path.join(CACHE, "bin", "blkwrite")
 BLOCK = 4096
@@ -58,7 +59,8 @@ def ours(tool):
 
 # ---------------------------------------------------------------- scenario headers
 def parse_headers(path):
-    h = {"DISKS": [], "TIMEOUT": "300", "ONLINE": "0", "EXPECT": "", "PRE": "", "ENV": ""}
+    h = {"DISKS": [], "TIMEOUT": "300", "ONLINE": "0", "EXPECT": "", "PRE": "", "ENV": "", "TOOLS": "",
+         "CHECK": "", "POST": ""}
     with open(path) as f:
         for line in f:
             m = re.match(r"#\s*([A-Z]+):\s*(.*)$", line)
@@ -383,12 +385,18 @@ def run(name):
     cmd = [os.path.join(HERE, "run-guest.sh"), "-o", os.path.join(out, "guest"), "-t", h["TIMEOUT"]]
     for d in disks:
         cmd += ["-d", d]
-    if h["ONLINE"] == "1":
-        tool = ours("thin_dump") or os.path.join(REF_BIN, "thin_dump")
-        cmd += ["-b", tool, "-e", "ONLINE_DUMP=/opt/bin/thin_dump"]
+    if h["ONLINE"] == "1" or h["TOOLS"]:
+        # our multi-call binary with its tool links (run-guest keeps symlinks as links)
+        tools = ONLINE_TOOLS + h["TOOLS"].split()
+        shipped = [t for t in tools if ours(t)]
+        if "thin_dump" not in shipped:
+            raise CheckError("no thinmeta build in %s: the scenario needs our tools" % THINMETA_BIN)
+        for t in shipped:
+            cmd += ["-b", ours(t)]
+        cmd += ["-e", "ONLINE_DUMP=/opt/bin/thin_dump"]
         with open(os.path.join(out, "online-tool"), "w") as f:
-            f.write(tool + "\n")
-        log("  online thin_dump in the guest: %s" % tool)
+            f.write(THINMETA_BIN + "\n")
+        log("  our tools in the guest: %s (from %s)" % (" ".join(shipped), THINMETA_BIN))
     for e in h["ENV"].split():
         cmd += ["-e", e]
     cmd.append(script)
@@ -492,22 +500,9 @@ def check(name):
             except CheckError as e:
                 errors.append(str(e))
 
-    # 5. online dump taken in the guest == the same command on the final image
-    onl = os.path.join(out, "guest", "online-m.xml")
+    # 5. online runs in the guest (pool active, writers running) == the same command on the final image
     if h["ONLINE"] == "1":
-        tool = open(os.path.join(out, "online-tool")).read().strip()
-        if not os.path.exists(onl):
-            errors.append("online dump missing from the guest result")
-        elif m.held_root == 0:
-            errors.append("online check needs the snapshot still held at the end")
-        else:
-            now = run_dump(tool, meta, snap=True)
-            got = open(onl, "rb").read()
-            if got != now:
-                errors.append("online thin_dump -m (in the guest, pool active, writer running) differs from "
-                              "the same command on the final image (%d vs %d bytes)" % (len(got), len(now)))
-            elif b"<device" not in got:
-                errors.append("online thin_dump -m output has no devices")
+        check_online(out, meta, m, errors, notes)
 
     # 6. stats + scenario expectations
     depths = m.dev_depths(m.mapping_root)
@@ -525,6 +520,44 @@ def check(name):
         if not ok:
             errors.append("expectation %s failed: %s=%d" % (cond, k, val))
     return stats, errors, notes
+
+
+def check_online(out, meta, m, errors, notes):
+    """Every `online NAME TOOL ARGS` run in the guest (guest/online-cmds, outputs
+    guest/online-NAME.out) is rerun on the host on the final image: stdout must be identical."""
+    bindir = open(os.path.join(out, "online-tool")).read().strip()
+    cmds = os.path.join(out, "guest", "online-cmds")
+    if not os.path.exists(cmds):
+        errors.append("online runs missing from the guest result")
+        return
+    if m.held_root == 0:
+        errors.append("online check needs the snapshot still held at the end")
+        return
+    ran = set()
+    for line in open(cmds):
+        name, tool, *args = line.split()
+        ran.add(tool)
+        args = [meta if a == "/dev/vda" else a for a in args]
+        p = subprocess.run([os.path.join(bindir, tool)] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        got = open(os.path.join(out, "guest", "online-%s.out" % name), "rb").read()
+        if p.returncode != 0:
+            errors.append("online %s: on the final image %s failed (%d): %s"
+                          % (name, tool, p.returncode, p.stderr.decode().strip()))
+        elif got != p.stdout:
+            errors.append("online %s: `%s %s` in the guest (pool active, writers running) differs from the "
+                          "same command on the final image (%d vs %d bytes)"
+                          % (name, tool, " ".join(args), len(got), len(p.stdout)))
+        elif not got:
+            errors.append("online %s: empty output" % name)
+        elif tool in ("thin_ls", "thin_delta") and name.endswith("1") and "HIGHEST" not in line:
+            # and equal to the reference tool's output (thin_dump: check 4; 0.9.0 has no HIGHEST_*)
+            r = subprocess.run([os.path.join(REF_BIN, tool)] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            if r.returncode != 0 or r.stdout != got:
+                errors.append("online %s: our `%s %s` differs from the reference's (exit %d, %d vs %d bytes)"
+                              % (name, tool, " ".join(args), r.returncode, len(got), len(r.stdout)))
+    for t in ONLINE_TOOLS:
+        if t not in ran:
+            notes.append("SKIPPED: online %s (not in %s)" % (t, bindir))
 
 
 def main():

@@ -1,6 +1,6 @@
-# Guest-side helpers (busybox sh), prepended to every scenario script by run-scenario.sh.
+# Guest-side helpers (busybox sh), prepended to every scenario script by ktest.py.
 # Every action that changes the pool is performed AND appended to $OUT/truth, the ground truth
-# the host replays (tests/kernel/check.py).  Truth lines:
+# the host replays (tests/kernel/ktest.py).  Truth lines:
 #   pool <block_size_sectors> <nr_data_blocks> <write_len_bytes>
 #   create <dev> | snap <new> <origin> | delete <dev> | trans <old> <new>
 #   write <dev> <tag> <range>...   discard <dev> <range>...   (range: A | A-B | A-B/S)
@@ -67,6 +67,15 @@ Z() {
   d=$1; shift
   bad=$($BW verify /dev/mapper/thin$d $((BSS * 512)) $WLEN "$@" | grep -v ' zero$' || true)
   [ -z "$bad" ] || fail "dev $d: expected zero blocks, got: $(echo "$bad" | head -5)"
+}
+# online NAME TOOL ARG...: run our TOOL (shipped in /opt/bin when the scenario has ONLINE: 1)
+# against the live metadata device; it must succeed. stdout -> $OUT/online-NAME.out, and the
+# command is listed in $OUT/online-cmds so the host reruns it on the final image and compares.
+online() {
+  n=$1; tool=$2; shift 2
+  /opt/bin/$tool "$@" > $OUT/online-$n.out 2> $OUT/online-$n.err \
+    || fail "online $tool $* failed (exit $?): $(cat $OUT/online-$n.err)"
+  echo "$n $tool $*" >> $OUT/online-cmds
 }
 pool_status() { s=$($DM status $POOL); t "status $s"; echo "$s"; }
 # held_field: the held-root field of the pool status (- when none)

@@ -60,7 +60,7 @@ def ours(tool):
 # ---------------------------------------------------------------- scenario headers
 def parse_headers(path):
     h = {"DISKS": [], "TIMEOUT": "300", "ONLINE": "0", "EXPECT": "", "PRE": "", "ENV": "", "TOOLS": "",
-         "CHECK": "", "POST": ""}
+         "CHECK": "", "POST": "", "FILES": ""}
     with open(path) as f:
         for line in f:
             m = re.match(r"#\s*([A-Z]+):\s*(.*)$", line)
@@ -354,6 +354,40 @@ def pre_restore(outdir, env):
 PRE_HOOKS = {"restore": pre_restore}
 
 
+# ---------------------------------------------------------------- post hooks (extra checks)
+def delta_ranges(xml_bytes):
+    """thin_delta simple output -> {vblock: kind}"""
+    out = {}
+    for m in re.finditer(rb'<(same|different|left_only|right_only) begin="(\d+)" length="(\d+)"', xml_bytes):
+        for v in range(int(m.group(2)), int(m.group(2)) + int(m.group(3))):
+            out[v] = m.group(1).decode()
+    return out
+
+
+def post_backup(out, model, meta, data, errors, notes):
+    """The delta the backup recipe used (guest/delta.xml, devices 2 -> 3) equals the ground truth:
+    per vblock, same write in both -> same; different writes -> different; only one -> *_only."""
+    old, new = model.devs[2].maps, model.devs[3].maps
+    exp = {}
+    for v in set(old) | set(new):
+        if v in old and v in new:
+            exp[v] = "same" if old[v][0] == new[v][0] else "different"
+        else:
+            exp[v] = "left_only" if v in old else "right_only"
+    got = delta_ranges(open(os.path.join(out, "guest", "delta.xml"), "rb").read())
+    for kind in ("same", "different", "left_only", "right_only"):
+        e = {v for v, k in exp.items() if k == kind}
+        g = {v for v, k in got.items() if k == kind}
+        if e != g:
+            errors.append("backup delta: %s blocks %d, truth %d (missing %s, extra %s)"
+                          % (kind, len(g), len(e), sorted(e - g)[:6], sorted(g - e)[:6]))
+    changed = sum(1 for k in exp.values() if k != "same")
+    log("  backup: delta has %d changed blocks of %d, matching the truth" % (changed, len(exp)))
+
+
+POST_HOOKS = {"backup": post_backup}
+
+
 # ---------------------------------------------------------------- run + check
 def scenario_path(name):
     return os.path.join(HERE, "scenarios", name + ".sh")
@@ -387,8 +421,11 @@ def run(name):
         cmd += ["-d", d]
     if h["ONLINE"] == "1" or h["TOOLS"]:
         # our multi-call binary with its tool links (run-guest keeps symlinks as links)
-        tools = ONLINE_TOOLS + h["TOOLS"].split()
-        shipped = [t for t in tools if ours(t)]
+        tools = (ONLINE_TOOLS if h["ONLINE"] == "1" else ["thin_dump"]) + h["TOOLS"].split()
+        shipped = [t for i, t in enumerate(tools) if ours(t) and t not in tools[:i]]
+        missing = [t for t in h["TOOLS"].split() if not ours(t)]
+        if missing:
+            raise CheckError("the scenario needs %s, not in %s" % (" ".join(missing), THINMETA_BIN))
         if "thin_dump" not in shipped:
             raise CheckError("no thinmeta build in %s: the scenario needs our tools" % THINMETA_BIN)
         for t in shipped:
@@ -397,6 +434,8 @@ def run(name):
         with open(os.path.join(out, "online-tool"), "w") as f:
             f.write(THINMETA_BIN + "\n")
         log("  our tools in the guest: %s (from %s)" % (" ".join(shipped), THINMETA_BIN))
+    for fname in h["FILES"].split():
+        cmd += ["-f", os.path.join(HERE, fname)]
     for e in h["ENV"].split():
         cmd += ["-e", e]
     cmd.append(script)
@@ -504,7 +543,11 @@ def check(name):
     if h["ONLINE"] == "1":
         check_online(out, meta, m, errors, notes)
 
-    # 6. stats + scenario expectations
+    # 6. scenario-specific checks
+    if h["POST"]:
+        POST_HOOKS[h["POST"]](out, model, meta, data, errors, notes)
+
+    # 7. stats + scenario expectations
     depths = m.dev_depths(m.mapping_root)
     stats = {"mappings": nmap, "devices": len(depths), "depth": max(depths.values()) if depths else 0,
              "top_depth": m.depth(m.mapping_root), "meta_blocks": m.meta_alloc, "meta_nr_blocks": m.meta_nr,

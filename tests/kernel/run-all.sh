@@ -14,7 +14,7 @@ export KTEST_CACHE=$CACHE
 if [ $# -gt 0 ]; then
   scenarios=("$@")
 else
-  scenarios=(example snapchain manydevs grown restore deep)
+  scenarios=(example snapchain manydevs grown restore deep backup)
 fi
 start=$(date +%s)
 failed=0

@@ -385,7 +385,36 @@ def post_backup(out, model, meta, data, errors, notes):
     log("  backup: delta has %d changed blocks of %d, matching the truth" % (changed, len(exp)))
 
 
-POST_HOOKS = {"backup": post_backup}
+def post_trim(out, model, meta, data, errors, notes):
+    """After thin_trim in the guest: the pool had more non-zero data blocks before than it uses;
+    with discard support, every free data block of data.img is zero afterwards."""
+    before, after, dmax = (int(x) for x in open(os.path.join(out, "guest", "trim-counts")).read().split())
+    used = set()
+    for d in ET.fromstring(open(os.path.join(out, "dump.xml"), "rb").read()).findall("device"):
+        used.update(db for db, _ in xml_mappings(d).values())
+    if before <= len(used):
+        errors.append("trim: only %d non-zero data blocks before thin_trim for %d used: nothing to trim"
+                      % (before, len(used)))
+    bsb = model.bs * 512
+    nonzero_free = []
+    with open(data, "rb") as f:
+        for b in range(model.nblocks):
+            if b not in used:
+                f.seek(b * bsb)
+                if f.read(bsb).count(0) != bsb:
+                    nonzero_free.append(b)
+    if dmax == 0:
+        notes.append("trim: the virtio disk does not support discard; freed blocks not checked for zero")
+    elif nonzero_free:
+        errors.append("trim: %d free data blocks still hold data after thin_trim, e.g. %s"
+                      % (len(nonzero_free), nonzero_free[:8]))
+    elif after != len(used):
+        errors.append("trim: %d non-zero data blocks after thin_trim, %d used" % (after, len(used)))
+    log("  trim: %d non-zero data blocks before thin_trim, %d after, %d mapped; free blocks zero: %s"
+        % (before, after, len(used), "yes" if not nonzero_free else "NO (%d)" % len(nonzero_free)))
+
+
+POST_HOOKS = {"backup": post_backup, "trim": post_trim}
 
 
 # ---------------------------------------------------------------- run + check

@@ -14,7 +14,7 @@ export KTEST_CACHE=$CACHE
 if [ $# -gt 0 ]; then
   scenarios=("$@")
 else
-  scenarios=(example snapchain manydevs grown restore deep backup)
+  scenarios=(example snapchain manydevs grown restore deep backup trim)
 fi
 start=$(date +%s)
 failed=0

@@ -33,6 +33,8 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "functional"))
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.environ.get("KTEST_CACHE", os.path.join(HERE, "cache"))
 REF_BIN = os.environ.get("REF_BIN", "/usr/sbin")
@@ -438,8 +440,9 @@ def run(name):
         with open(p, "wb") as f:
             f.truncate(size_bytes(size))
         disks.append(p)
+    extra = []
     if h["PRE"]:
-        PRE_HOOKS[h["PRE"]](out, h)
+        extra = PRE_HOOKS[h["PRE"]](out, h) or []
     script = os.path.join(out, "guest-script.sh")
     with open(script, "w") as f:
         f.write(open(os.path.join(HERE, "guest", "lib.sh")).read())
@@ -467,6 +470,7 @@ def run(name):
         cmd += ["-f", os.path.join(HERE, fname)]
     for e in h["ENV"].split():
         cmd += ["-e", e]
+    cmd += extra
     cmd.append(script)
     t0 = time.time()
     p = subprocess.run(cmd)
@@ -486,6 +490,8 @@ def run(name):
 def check(name):
     out = outdir_of(name)
     h = parse_headers(scenario_path(name))
+    if h["CHECK"]:
+        return CHECKS[h["CHECK"]](out, h)
     meta, data = os.path.join(out, "meta.img"), os.path.join(out, "data.img")
     errors, notes = [], []
     model = Model()
@@ -630,6 +636,13 @@ def check_online(out, meta, m, errors, notes):
     for t in ONLINE_TOOLS:
         if t not in ran:
             notes.append("SKIPPED: online %s (not in %s)" % (t, bindir))
+
+
+import krepair  # noqa: E402
+
+krepair.K = sys.modules[__name__]
+PRE_HOOKS["repair"] = krepair.pre_repair
+CHECKS = {"repair": krepair.check_repair}
 
 
 def main():

@@ -14,7 +14,7 @@ export KTEST_CACHE=$CACHE
 if [ $# -gt 0 ]; then
   scenarios=("$@")
 else
-  scenarios=(example snapchain manydevs grown restore deep backup trim)
+  scenarios=(example snapchain manydevs grown restore deep backup trim repair)
 fi
 start=$(date +%s)
 failed=0

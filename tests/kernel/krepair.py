@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Kernel tier, scenario "repair": damage snapchain's kernel-written metadata on the host, repair
 it with our tools, let the kernel load the result (scenarios/repair.sh), check what came back.
-Cases: leaf (a zeroed leaf of device 1's mapping tree -> thin_repair), sb (zeroed superblock ->
+Cases: leaf (a zeroed leaf of device 1's mapping tree -> thin_repair; nosnap: the same with the
+held metadata snapshot dropped first, so the leaf's mappings are lost), sb (zeroed superblock ->
 thin_repair with --data-block-size/--nr-data-blocks/--transaction-id), leak (a free metadata
 block counted 1 in its bitmap -> thin_check --auto-repair; only with our thin_check)."""
 import os
@@ -14,7 +15,7 @@ import meta as fmeta
 
 K = None  # the ktest module, set by ktest.py
 SOURCE = "snapchain"
-DEVS = {"leaf": "/dev/vda", "sb": "/dev/vdb", "leak": "/dev/vdc"}
+DEVS = {"leaf": "/dev/vda", "sb": "/dev/vdb", "leak": "/dev/vdc", "nosnap": "/dev/vdd"}
 
 
 def sh(args, ok=(0,)):
@@ -96,6 +97,17 @@ def pre_repair(out, h):
     with open(os.path.join(out, "leaf-range"), "w") as f:
         f.write("%d %d\n" % (lkeys[0], lkeys[-1]))
 
+    # nosnap: the same leaf zeroed in a copy whose superblock no longer points at the held snapshot
+    img = bytearray(clean)
+    sb = bytearray(img[0:4096])
+    struct.pack_into("<Q", sb, 56, 0)
+    fmeta.fix_checksum(sb, "superblock")
+    put(img, 0, bytes(sb))
+    put(img, leaf, bytes(4096))
+    open(os.path.join(out, "damaged-nosnap.img"), "wb").write(img)
+    info["nosnap"] = "held snapshot dropped, then " + info["leaf"]
+    sh([repair, "-i", os.path.join(out, "damaged-nosnap.img"), "-o", os.path.join(out, "nosnap.img")])
+
     # sb: zero the superblock; thin_repair needs the three overrides, and names what is missing
     img = bytearray(clean)
     put(img, 0, bytes(4096))
@@ -109,7 +121,7 @@ def pre_repair(out, h):
         "--transaction-id", str(model.trans)])
     info["sb"] = "zeroed superblock"
 
-    cases = ["leaf", "sb"]
+    cases = ["leaf", "nosnap", "sb"]
     check = K.ours("thin_check")
     if check:
         img = bytearray(clean)
@@ -211,20 +223,20 @@ def check_repair(out, h):
         if stale:
             notes.append("repair %s: %d recovered blocks hold the held metadata snapshot's older version "
                          "(thin_repair fills a lost leaf from the snapshot), e.g. %s" % (c, len(stale), stale[:3]))
-            if c != "leaf":
+            if c != "leaf":  # only there does the snapshot hold what the damage destroyed
                 errors.append("%s: %d blocks hold the metadata snapshot's version, nothing was lost" % (c, len(stale)))
         stats["mappings"] += have
         stats["recovered_" + c] = "%d/%d" % (have, total)
         K.log("  repair case %s (%s): %d of %d mappings recovered and read back" % (c, info[c], have, total))
-        if c == "leaf":
+        if c in ("leaf", "nosnap"):
             a, b = (int(x) for x in open(os.path.join(out, "leaf-range")).read().split())
             got = {int(d.get("dev_id")): set(K.xml_mappings(d)) for d in
-                   ET.fromstring(K.run_dump(K.ours("thin_dump"), os.path.join(out, "leaf.img"))).findall("device")}
+                   ET.fromstring(K.run_dump(K.ours("thin_dump"), os.path.join(out, c + ".img"))).findall("device")}
             outside = [(dev, v) for dev, md in model.devs.items() for v in md.maps
                        if not a <= v <= b and v not in got.get(dev, ())]
             if outside:
-                errors.append("leaf: %d mappings lost outside the zeroed leaf's range %d..%d, e.g. %s"
-                              % (len(outside), a, b, outside[:6]))
+                errors.append("%s: %d mappings lost outside the zeroed leaf's range %d..%d, e.g. %s"
+                              % (c, len(outside), a, b, outside[:6]))
         elif have != total:
             errors.append("%s: only %d of %d mappings recovered: nothing was destroyed" % (c, have, total))
     if "leak" not in cases:

@@ -1,17 +1,17 @@
 # Repair in the kernel: snapchain's kernel-written metadata damaged on the host three ways
-# (ktest.py pre_repair): a zeroed leaf of device 1's mapping tree and a zeroed superblock, both
-# repaired by our thin_repair; a metadata-space-map leak repaired by our thin_check --auto-repair.
+# (krepair.py): a zeroed leaf of device 1's mapping tree (with the held metadata snapshot, and
+# without it) and a zeroed superblock, repaired by our thin_repair; a metadata-space-map leak repaired by our thin_check --auto-repair.
 # Each result is loaded by the kernel here, every device's truth blocks are read back (the host
 # requires each to hold its truth pattern, or zero where the repaired metadata lost the mapping),
 # a new device is written, and the pool is removed; the host then checks the committed metadata.
-# DISKS: leaf=16M sb=16M leak=16M data=256M
+# DISKS: leaf=16M sb=16M leak=16M nosnap=16M data=256M
 # TIMEOUT: 200
 # PRE: repair
 # CHECK: repair
 for c in $(cat /opt/files/cases); do
   eval dev=\$DEV_$c
   say "case $c: pool on $dev"
-  pool_create $dev /dev/vdd 128
+  pool_create $dev /dev/vde 128
   while read d ranges; do
     activate $d
     $BW verify /dev/mapper/thin$d $((BSS * 512)) $WLEN $ranges > $OUT/verify-$c-$d

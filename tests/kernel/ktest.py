@@ -33,6 +33,7 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree for krepair/meta
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "functional"))
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -162,7 +162,13 @@ Result<RepairStats> repair(IoEngine& io, const RepairOptions& opts, MetadataSink
       p.lost.push_back(KeyRange{});
       notes.push_back(who + ": its mapping tree is lost");
     }
-    if (!p.lost.empty() && dev.snapshot_root && !dev.root_from_snapshot) {
+    // The held snapshot stands in only for a device whose whole live tree is lost. Filling a
+    // lost range inside a live tree from it would mix an older version of some blocks into
+    // the current device, silently: report the range as lost instead.
+    if (!p.lost.empty() && dev.root && dev.snapshot_root && !dev.root_from_snapshot)
+      notes.push_back(who + ": the metadata snapshot holds an older version of the lost blocks "
+                      "(thin_dump -m); it is not mixed into the current device");
+    if (!p.lost.empty() && !dev.root && dev.snapshot_root && !dev.root_from_snapshot) {
       std::uint64_t n = 0;
       THINMETA_TRY(MappingWalk w, walk_mappings(io, *dev.snapshot_root, nr_data,
                                                 [&](const Mapping& m) -> Result<> {
@@ -172,8 +178,9 @@ Result<RepairStats> repair(IoEngine& io, const RepairOptions& opts, MetadataSink
                                                 }));
       p.from_snapshot = n;
       if (n)
-        notes.push_back(who + ": " + std::to_string(n) +
-                        " lost mappings recovered from the metadata snapshot");
+        notes.push_back(who + ": its tree is lost; " + std::to_string(n) +
+                        " mappings recovered from the metadata snapshot (as they were when it "
+                        "was taken)");
     }
     plans.push_back(std::move(p));
   }

@@ -250,6 +250,37 @@ def bad_input():
                              bin_path])
     F.check(rc == 1 and b"Couldn't parse transaction id" in err, f"bad number: {err!r}")
 
+    # thin_repair: XML input, missing output, output too small; never a valid half-written one.
+    def repair(*args):
+        return common.run([common.ours("thin_repair")] + list(args))
+    out = os.path.join(W, "repair-out.bin")
+    with open(out, "wb") as f:
+        f.truncate(1 << 20)
+    rc, _, err = repair("-i", xml_path, "-o", out)
+    F.check(rc == 1 and b"looks like XML" in err, f"thin_repair XML input: {rc} {err!r}")
+    rc, _, err = repair("-i", bin_path, "-o", os.path.join(W, "no-such-output"))
+    F.check(rc == 1 and b"Couldn't find output file" in err and
+            not os.path.exists(os.path.join(W, "no-such-output")), f"thin_repair missing output: {err!r}")
+    rc, _, err = repair("-i", bin_path)
+    F.check(rc == 1 and b"No output file provided." in err, f"thin_repair without -o: {err!r}")
+    small = os.path.join(W, "repair-small.bin")
+    with open(small, "wb") as f:
+        f.write(b"\xaa" * 8192)
+    rc, _, err = repair("-i", bin_path, "-o", small)
+    F.check(rc == 1 and b"too small" in err and open(small, "rb").read() == b"\xaa" * 8192,
+            f"thin_repair into 8 KiB: {rc} {err!r}")
+    big = [c for c in common.corpus() if c[0] == "deep"][0][2]
+    small = os.path.join(W, "repair-small2.bin")
+    with open(small, "wb") as f:
+        f.write(b"\xaa" * 65536)
+    rc, _, err = repair("-i", big, "-o", small)
+    F.check(rc == 1 and err.count(b"\n") == 1, f"thin_repair of a big pool into 64 KiB: {rc} {err!r}")
+    F.check(common.run([common.ours("thin_check"), "-q", small])[0] == 1 and
+            open(small, "rb").read(4096) in (b"\xaa" * 4096, bytes(4096)),
+            "thin_repair into a too-small output leaves no valid superblock")
+    rc, _, err = repair("-i", z, "-o", out)
+    F.check(rc == 1 and b"needs to be provided" in err, f"thin_repair zeroed superblock: {err!r}")
+
 
 def lvm2_scenario():
     """test/shell/lvconvert-repair-thin.sh: one byte at offset 40960 of a copy."""

@@ -1,16 +1,22 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The benchmark suite: generates realistic pools (an origin and snapshots sharing most of its
-blocks, fragmented), then runs each tool, ours and the reference 0.9.0 alternately, several
-times, and prints median wall time, CPU time and peak RSS side by side with the ratio
-ours/reference, and each time as a multiple of the image's I/O floor (every used metadata block
-read once with O_DIRECT and checksummed). Not part of the test suite.
+"""The benchmark suite (not part of the tests). Generates its corpus (bench/gen.py: an origin
+and three snapshots sharing ~90% of its blocks, fragmented; metadata written by our
+thin_restore, the reference's being far too slow for setup), then runs each tool, ours and the
+reference 0.9.0 alternately, several times, and prints a table of median wall time, CPU time
+and peak RSS with the ratios reference/ours, and each wall time as a multiple of the image's I/O
+floor (every used metadata block read once with O_DIRECT and checksummed, bench_floor).
 
-  bench/bench.py [--sizes 1m,4m,16m] [--reps 3] [--only check,dump,...] [--out bench/out]
-"""
+  bench/bench.py [--sizes 16m,huge,tiny] [--reps 3] [--slow-reps 1] [--only check,dump]
+                 [--out build/bench] [--ours build/bin] [--ref /usr/sbin]
+
+Sizes: 1m, 4m, 16m (16.8 million mappings: origin of 4.2 million blocks + 3 snapshots), huge
+(4 million mappings on a data device of 2^33 blocks: check and ls memory stay bounded), tiny
+(start-up and exit: -V and a 4-mapping image). Ours reads with O_DIRECT through libaio
+(THINMETA_IO_ENGINE=aio), as the reference does. --slow-reps applies to the cases where the
+reference takes minutes (restore, repair)."""
 import argparse
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -18,128 +24,167 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(TOP, "tests", "functional"))
-import corpus  # noqa: E402
+sys.path.insert(0, HERE)
+import gen  # noqa: E402
 
-SIZES = {"1m": 1_000_000, "4m": 4_000_000, "16m": 16_000_000}
+# name: (origin blocks, snapshots, data spread)
+SIZES = {"1m": (250_000, 3, 0), "4m": (1_050_000, 3, 0), "16m": (4_200_000, 3, 0),
+         "huge": (1_000_000, 3, 1 << 33)}
+ALL_FIELDS = ("DEV,MAPPED_BLOCKS,EXCLUSIVE_BLOCKS,SHARED_BLOCKS,MAPPED_SECTORS,EXCLUSIVE_SECTORS,"
+              "SHARED_SECTORS,MAPPED_BYTES,EXCLUSIVE_BYTES,SHARED_BYTES,MAPPED,EXCLUSIVE,SHARED,"
+              "TRANSACTION,CREATE_TIME,SNAP_TIME")
+TINY_XML = ('<superblock uuid="" time="1" transaction="1" flags="0" version="2" '
+            'data_block_size="128" nr_data_blocks="100">\n'
+            '  <device dev_id="1" mapped_blocks="4" transaction="0" creation_time="0" '
+            'snap_time="0">\n'
+            '    <range_mapping origin_begin="0" data_begin="0" length="4" time="0"/>\n'
+            '  </device>\n</superblock>\n')
 
 
-def gen_xml(path, total_mappings, seed=1):
-    """An origin and three snapshots, each snapshot rewriting ~10% of the origin's blocks, so
-    the four devices hold `total_mappings` mappings sharing about 90% of their data."""
-    rng = random.Random(seed)
-    origin = total_mappings // 4
-    devs, nd = corpus.snapshot_family(rng, 1 << 40, origin, 3, 0.1)
-    with open(path, "w") as f:
-        f.write(corpus.xml_pool(4, 10, 128, nd + 1000, devs))
-    return nd + 1000
-
-
-def run_timed(argv, stdout=subprocess.DEVNULL):
+def run_timed(argv):
     """(wall s, cpu s, peak RSS KiB, exit code) of one run, measured by GNU time (the rusage
-    of a child forked from this big Python process would include Python's own pages)."""
+    of a child of this Python process would mix in Python's own pages)."""
     tf = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"bench-time-{os.getpid()}")
-    t0 = time.perf_counter()
-    # Ours reads with O_DIRECT through libaio, as the reference does and as we do on block
-    # devices, so neither side is served from the page cache.
     env = dict(os.environ, THINMETA_IO_ENGINE=os.environ.get("THINMETA_IO_ENGINE", "aio"))
-    p = subprocess.run(["/usr/bin/time", "-o", tf, "-f", "%U %S %M %x"] + argv, stdout=stdout,
-                       stderr=subprocess.DEVNULL, env=env)
+    t0 = time.perf_counter()
+    subprocess.run(["/usr/bin/time", "-o", tf, "-f", "%U %S %M %x"] + argv,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     wall = time.perf_counter() - t0
     u, s, m, x = open(tf).read().split()[-4:]
+    os.unlink(tf)
     return wall, float(u) + float(s), int(m), int(x)
 
 
-def prepare(out, name, nr):
+def prepare(out, name, ours):
+    """Generates <name>.xml and restores it (with our thin_restore) into <name>.bin."""
     xml = os.path.join(out, f"{name}.xml")
     img = os.path.join(out, f"{name}.bin")
-    meta = os.path.join(out, f"{name}.nr_data")
-    if not os.path.exists(img):
-        print(f"# generating {name}: {nr} mappings", file=sys.stderr, flush=True)
-        nr_data = gen_xml(xml, nr)
-        with open(meta, "w") as f:
-            f.write(str(nr_data))
-        size = max(64 << 20, nr * 48)  # room for restored trees (0.9.0 leaves are half full)
-        with open(img, "wb") as f:
-            f.truncate(size)
-        restore = os.path.join(TOP, "build", "bin", "thin_restore")
-        if not os.path.exists(restore):
-            restore = "/usr/sbin/thin_restore"
-        subprocess.run([restore, "-i", xml, "-o", img], check=True, stdout=subprocess.DEVNULL)
-    return xml, img, int(open(meta).read())
+    meta = os.path.join(out, f"{name}.info")
+    if os.path.exists(meta):
+        nr, nr_data = map(int, open(meta).read().split())
+        return xml, img, nr, nr_data
+    print(f"# generating {name}", file=sys.stderr, flush=True)
+    with open(xml + ".tmp", "w") as f:
+        if name == "tiny":
+            f.write(TINY_XML)
+            nr, nr_data = 4, 100
+        else:
+            origin, snaps, spread = SIZES[name]
+            nr, nr_data = gen.write_pool(f.write, origin, snaps, 0.1, spread)
+    os.rename(xml + ".tmp", xml)
+    with open(img, "wb") as f:
+        f.truncate(scratch_size(nr))
+    subprocess.run([os.path.join(ours, "thin_restore"), "-i", xml, "-o", img], check=True,
+                   stdout=subprocess.DEVNULL)
+    with open(meta, "w") as f:
+        f.write(f"{nr} {nr_data}\n")
+    return xml, img, nr, nr_data
 
 
-def cases(xml, img, nr_data, scratch):
-    """(label, argv suffix, needs_output_file)"""
-    all_fields = ("DEV,MAPPED_BLOCKS,EXCLUSIVE_BLOCKS,SHARED_BLOCKS,MAPPED_SECTORS,EXCLUSIVE_SECTORS,"
-                  "SHARED_SECTORS,MAPPED_BYTES,EXCLUSIVE_BYTES,SHARED_BYTES,MAPPED,EXCLUSIVE,SHARED,"
-                  "TRANSACTION,CREATE_TIME,SNAP_TIME")
+def scratch_size(nr):
+    # Room for 0.9.0's restore (half-full leaves, no sharing) and its space maps.
+    return max(64 << 20, nr * 96)
+
+
+def cases(name, xml, img, nr_data, scratch):
+    """[(label, tool, args, slow)]"""
+    if name == "tiny":
+        return [("start-up: -V", "thin_dump", ["-V"], False),
+                ("start-up: dump tiny image", "thin_dump", [img], False),
+                ("start-up: check tiny image", "thin_check", [img], False)]
+    if name == "huge":
+        return [("check", "thin_check", [img], False),
+                ("check --skip-mappings", "thin_check", ["--skip-mappings", img], False),
+                ("ls all fields", "thin_ls", ["-o", ALL_FIELDS, img], False)]
     return [
-        ("check", "thin_check", [img]),
-        ("check --skip-mappings", "thin_check", ["--skip-mappings", img]),
-        ("dump xml", "thin_dump", [img]),
-        ("dump human_readable", "thin_dump", ["-f", "human_readable", img]),
-        ("restore", "thin_restore", ["-i", xml, "-o", scratch]),
-        ("repair", "thin_repair", ["-i", img, "-o", scratch]),
-        ("delta snap 2 vs origin 1", "thin_delta", ["--snap1", "1", "--snap2", "2", img]),
-        ("ls all fields", "thin_ls", ["-o", all_fields, img]),
-        ("rmap whole data range", "thin_rmap", ["--region", f"0..{nr_data}", img]),
+        ("check", "thin_check", [img], False),
+        ("check --skip-mappings", "thin_check", ["--skip-mappings", img], False),
+        ("dump xml", "thin_dump", [img], False),
+        ("dump human_readable", "thin_dump", ["-f", "human_readable", img], False),
+        ("restore", "thin_restore", ["-i", xml, "-o", scratch], True),
+        ("repair", "thin_repair", ["-i", img, "-o", scratch], True),
+        ("delta snap 2 vs origin 1", "thin_delta", ["--snap1", "1", "--snap2", "2", img], False),
+        ("ls all fields", "thin_ls", ["-o", ALL_FIELDS, img], False),
+        ("rmap whole data range", "thin_rmap", ["--region", f"0..{nr_data}", img], False),
     ]
 
 
+def ensure_built(ours):
+    if ours != os.path.join(TOP, "build", "bin"):
+        return
+    if all(os.path.exists(os.path.join(ours, t)) for t in ("thin_restore", "bench_floor")):
+        return
+    print("# building into build/", file=sys.stderr, flush=True)
+    subprocess.run(["cmake", "-S", TOP, "-B", os.path.join(TOP, "build")], check=True,
+                   stdout=subprocess.DEVNULL)
+    subprocess.run(["make", "-C", os.path.join(TOP, "build"), "-j2", "thinmeta", "bench_floor"],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+def measure_floor(floor_bin, img, reps):
+    floors, used = [], 0
+    for _ in range(reps):
+        out = subprocess.run([floor_bin, img], capture_output=True, text=True, check=True).stdout
+        used = int(out.split()[0])
+        floors.append(float(out.split()[1]))
+    return statistics.median(floors), used
+
+
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default="1m,4m")
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="16m,huge,tiny")
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--only", default="")
-    ap.add_argument("--out", default=os.path.join(HERE, "out"))
+    ap.add_argument("--slow-reps", type=int, default=1)
+    ap.add_argument("--only", default="", help="comma-separated label prefixes")
+    ap.add_argument("--out", default=os.path.join(TOP, "build", "bench"))
     ap.add_argument("--ours", default=os.path.join(TOP, "build", "bin"))
     ap.add_argument("--ref", default="/usr/sbin")
     a = ap.parse_args()
+    ensure_built(a.ours)
     os.makedirs(a.out, exist_ok=True)
-    floor_bin = os.path.join(a.ours, "bench_floor")
     rows = []
     for size in a.sizes.split(","):
-        xml, img, nr_data = prepare(a.out, size, SIZES[size])
+        xml, img, nr, nr_data = prepare(a.out, size, a.ours)
         scratch = os.path.join(a.out, f"{size}.scratch")
         with open(scratch, "wb") as f:
-            f.truncate(os.path.getsize(img))
-        floors = []
-        for _ in range(a.reps):
-            out = subprocess.run([floor_bin, img], capture_output=True, text=True, check=True).stdout
-            floors.append(float(out.split()[1]))
-        floor = statistics.median(floors)
-        used = int(out.split()[0])
-        print(f"# {size}: {SIZES[size]} mappings, {used} metadata blocks used, floor {floor:.3f} s",
-              file=sys.stderr, flush=True)
-        for label, tool, args in cases(xml, img, nr_data, scratch):
+            f.truncate(scratch_size(nr))
+        floor, used = measure_floor(os.path.join(a.ours, "bench_floor"), img, a.reps)
+        print(f"# {size}: {nr} mappings, {nr_data} data blocks, {used} metadata blocks used, "
+              f"floor {floor:.3f} s", file=sys.stderr, flush=True)
+        for label, tool, args, slow in cases(size, xml, img, nr_data, scratch):
             if a.only and not any(label.startswith(o) for o in a.only.split(",")):
                 continue
             ours_tool = os.path.join(a.ours, tool)
-            ref_tool = os.path.join(a.ref, tool)
             if not os.path.exists(ours_tool):
                 rows.append((size, label, None, None, floor))
                 continue
             res = {"ours": [], "ref": []}
-            for _ in range(a.reps):
-                for who, t in (("ours", ours_tool), ("ref", ref_tool)):
+            for _ in range(a.slow_reps if slow else a.reps):
+                for who, t in (("ours", ours_tool), ("ref", os.path.join(a.ref, tool))):
                     res[who].append(run_timed([t] + args))
             med = {w: tuple(statistics.median(r[i] for r in res[w]) for i in range(3)) +
-                   (max(r[3] for r in res[w]),) for w in res}
+                   ("/".join(sorted({str(r[3]) for r in res[w]})),) for w in res}
             rows.append((size, label, med["ours"], med["ref"], floor))
             print(f"# {size} {label}: ours {med['ours'][0]:.3f} s, ref {med['ref'][0]:.3f} s",
                   file=sys.stderr, flush=True)
-    hdr = ("image", "tool", "ours wall", "ref wall", "ours/ref", "ours CPU", "ref CPU",
-           "ours RSS MiB", "ref RSS MiB", "ours/floor", "ref/floor", "exit o/r")
+    print_table(rows)
+
+
+def print_table(rows):
+    hdr = ("image", "case", "ours wall s", "ref wall s", "ref/ours wall", "ours CPU s",
+           "ref CPU s", "ref/ours CPU", "ours RSS MiB", "ref RSS MiB", "ours/floor",
+           "ref/floor", "exit o/r")
     print("| " + " | ".join(hdr) + " |")
     print("|" + "---|" * len(hdr))
     for size, label, o, r, floor in rows:
         if o is None:
-            print(f"| {size} | {label} | n/a (not built) |" + " |" * (len(hdr) - 3))
+            print(f"| {size} | {label} | not built |" + " |" * (len(hdr) - 3))
             continue
-        print(f"| {size} | {label} | {o[0]:.3f} | {r[0]:.3f} | {o[0] / r[0]:.3f} | {o[1]:.3f} | "
-              f"{r[1]:.3f} | {o[2] / 1024:.1f} | {r[2] / 1024:.1f} | {o[0] / floor:.1f} | "
-              f"{r[0] / floor:.1f} | {o[3]}/{r[3]} |")
+        ratio = lambda x, y: f"{x / y:.1f}" if y > 0 else "inf"  # noqa: E731
+        print(f"| {size} | {label} | {o[0]:.3f} | {r[0]:.3f} | {ratio(r[0], o[0])} | "
+              f"{o[1]:.2f} | {r[1]:.2f} | {ratio(r[1], o[1])} | {o[2] / 1024:.1f} | "
+              f"{r[2] / 1024:.1f} | {o[0] / floor:.1f} | {r[0] / floor:.1f} | {o[3]}/{r[3]} |")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <iostream>
+#include <memory>
 
 #include "bin/cli.h"
 #include "persistent-data/io_engine.h"
@@ -78,23 +79,43 @@ int thin_restore_main(int argc, char** argv) {
     auto fd = open_input(in);
     if (!fd) return report(fd.error());
 
-    // Parse and validate everything before the output is opened for writing.
-    thin::Restorer restorer(ropts);
-    auto parsed = xml::read_metadata(*fd, restorer);
-    ::close(*fd);
-    if (!parsed) return report(parsed.error());
-    for (const std::string& w : restorer.warnings()) std::cerr << "Warning: " << w << "\n";
+    // Parse and validate everything before the output is opened for writing. A regular file
+    // is read twice (validate and count, then build), so memory does not grow with the
+    // mappings; other inputs, and files with <def>s or unsorted mappings, are held in memory.
+    struct stat st;
+    ropts.streaming = ::fstat(*fd, &st) == 0 && S_ISREG(st.st_mode);
+    auto restorer = std::make_unique<thin::Restorer>(ropts);
+    auto parsed = xml::read_metadata(*fd, *restorer);
+    if (!parsed && restorer->needs_memory() && ::lseek(*fd, 0, SEEK_SET) == 0) {
+      ropts.streaming = false;
+      restorer = std::make_unique<thin::Restorer>(ropts);
+      parsed = xml::read_metadata(*fd, *restorer);
+    }
+    if (!parsed) {
+      ::close(*fd);
+      return report(parsed.error());
+    }
+    for (const std::string& w : restorer->warnings()) std::cerr << "Warning: " << w << "\n";
 
     pdata::OpenOptions oo;
     oo.writable = true;
     oo.exclusive = true;
     oo.engine = pdata::engine_from_env();
     auto io = pdata::open_engine(out, oo);
-    if (!io) return report(io.error());
+    if (!io) {
+      ::close(*fd);
+      return report(io.error());
+    }
     if ((*io)->nr_blocks() > pdata::kMaxMetadataBlocks)
       std::cerr << "Warning: truncating metadata device to " << pdata::kMaxMetadataBlocks
                 << " 4k blocks\n";
-    auto stats = restorer.commit(**io);
+    auto stats = restorer->commit(**io, [&](thin::MetadataSink& sink) -> Result<> {
+      if (::lseek(*fd, 0, SEEK_SET) != 0)
+        return fail(Errc::kIo, "Couldn't rewind input file '" + in + "': " +
+                                   std::strerror(errno));
+      return xml::read_metadata(*fd, sink);
+    });
+    ::close(*fd);
     if (!stats) return report(stats.error());
     return 0;
   });

@@ -11,7 +11,8 @@ namespace thinmeta::pdata {
 
 inline constexpr unsigned kDefaultQueueDepth = 128;
 
-// Takes ownership of fd. Returns nullptr if the kernel refuses an aio context.
+// Takes ownership of fd. The aio context is set up on the first multi-block batch (falls
+// back to pread/pwrite on that descriptor if the kernel refuses one).
 std::unique_ptr<IoEngine> make_aio_engine(int fd, std::uint64_t size_bytes,
                                           unsigned queue_depth = kDefaultQueueDepth);
 

@@ -5,6 +5,7 @@
 // details tree; the data space map; the metadata space map (which counts all of the above,
 // itself included).
 #include <algorithm>
+#include <optional>
 
 #include "persistent-data/btree_builder.h"
 #include "persistent-data/space_map_writer.h"
@@ -20,7 +21,9 @@ using pdata::RunCounts;
 struct Restorer::Plan {
   BlockAddr nr_meta = 0;  // blocks of the metadata device that the space map covers
   BlockAddr total = 0;    // blocks written, block 0 included
-  RunCounts data;
+  pdata::PagedCounts own;  // data counts (in-memory mode)
+  const pdata::PagedCounts* stream = nullptr;  // data counts of the first pass (streaming)
+  const pdata::PagedCounts& data() const { return stream ? *stream : own; }
 };
 
 namespace {
@@ -74,7 +77,7 @@ void walk_device(const RestoreDevice& dev, std::vector<RestoreDef>& defs, Out& o
 
 struct CountOut {
   LeafLevelCounter leaves{kMappingValueSize};
-  RunCounts& data;
+  pdata::PagedCounts& data;
   std::uint64_t pending() const { return leaves.pending(); }
   void run(std::uint64_t, std::uint64_t db, std::uint64_t n, std::uint32_t) {
     leaves.add(n);
@@ -98,13 +101,70 @@ struct BuildOut {
   }
 };
 
+// Streaming mode's second pass: builds each device's tree as its mappings come again.
+class ReplaySink final : public MetadataSink {
+ public:
+  ReplaySink(pdata::BlockWriter& w, const std::vector<RestoreDevice>& devs) : w_(w), devs_(devs) {}
+  Result<> begin_superblock(const SuperblockInfo&) override { return {}; }
+  Result<> end_superblock() override { return {}; }
+  Result<> begin_device(const DeviceInfo& dev) override {
+    if (roots_.size() >= devs_.size() || devs_[roots_.size()].id != dev.dev_id) return changed();
+    tree_.emplace(w_, kMappingValueSize);
+    next_ = 0;
+    count_ = 0;
+    return {};
+  }
+  Result<> end_device() override {
+    if (!tree_ || count_ != devs_[roots_.size()].details.mapped_blocks) return changed();
+    roots_.push_back(tree_->finish());
+    tree_.reset();
+    return {};
+  }
+  Result<> map(const MappingRun& r) override {
+    if (!tree_ || (count_ && r.thin_begin < next_)) return changed();
+    for (std::uint64_t i = 0; i < r.len; ++i)
+      tree_->add_u64(r.thin_begin + i, pack_block_time(r.data_begin + i, r.time));
+    next_ = r.thin_begin + r.len;
+    count_ += r.len;
+    return {};
+  }
+  std::vector<BlockAddr> take_roots() { return std::move(roots_); }
+  std::size_t nr_devices() const { return roots_.size(); }
+
+ private:
+  static Result<> changed() {
+    return fail(Errc::kBadFormat, "the input changed while it was being restored");
+  }
+  pdata::BlockWriter& w_;
+  const std::vector<RestoreDevice>& devs_;
+  std::optional<BtreeBuilder> tree_;
+  std::uint64_t next_ = 0, count_ = 0;
+  std::vector<BlockAddr> roots_;
+};
+
 }  // namespace
+
+Result<std::vector<BlockAddr>> Restorer::replay_devices(pdata::BlockWriter& w,
+                                                        const Replay& replay) {
+  ReplaySink sink(w, devices_);
+  THINMETA_CHECK(replay(sink));
+  if (sink.nr_devices() != devices_.size())
+    return fail(Errc::kBadFormat, "the input changed while it was being restored");
+  return sink.take_roots();
+}
 
 Result<Restorer::Plan> Restorer::plan(BlockAddr nr_blocks) {
   if (!done_) return fail(Errc::kBadFormat, "incomplete source metadata");
   Plan p;
   p.nr_meta = std::min(nr_blocks, pdata::kMaxMetadataBlocks);
-  std::uint64_t nr_data = sb_.data_sm.nr_blocks;
+  BlockAddr total = 1;  // the superblock
+  std::uint64_t meta_overflow = 0;
+  if (opts_.streaming) {
+    stream_data_.finish();
+    p.stream = &stream_data_;
+    total += stream_blocks_;
+    return finish_plan(std::move(p), total, meta_overflow);
+  }
   std::sort(devices_.begin(), devices_.end(),
             [](const RestoreDevice& a, const RestoreDevice& b) { return a.id < b.id; });
   for (RestoreDef& d : defs_) {
@@ -130,25 +190,29 @@ Result<Restorer::Plan> Restorer::plan(BlockAddr nr_blocks) {
     d.addrs.assign(sizes.size(), 0);
   }
 
-  BlockAddr total = 1;  // the superblock
   for (const RestoreDevice& dev : devices_) {
-    CountOut out{LeafLevelCounter(kMappingValueSize), p.data};
+    CountOut out{LeafLevelCounter(kMappingValueSize), p.own};
     walk_device(dev, defs_, out);
     total += out.leaves.finish();
   }
-  std::uint64_t meta_overflow = 0;
   for (RestoreDef& d : defs_)
     for (std::size_t j = 0; j < d.uses.size(); ++j) {
       if (!d.uses[j]) continue;
       ++total;
       meta_overflow += d.uses[j] >= 3;
       for_each_leaf_run(d, j, [&](std::uint64_t, std::uint64_t db, std::uint64_t n,
-                                  std::uint32_t) { p.data.add(db, n); });
+                                  std::uint32_t) { p.own.add(db, n); });
     }
-  p.data.finish();
+  p.own.finish();
+  return finish_plan(std::move(p), total, meta_overflow);
+}
+
+Result<Restorer::Plan> Restorer::finish_plan(Plan p, BlockAddr total,
+                                             std::uint64_t meta_overflow) {
+  std::uint64_t nr_data = sb_.data_sm.nr_blocks;
   total += pdata::tree_nodes(devices_.size(), kMappingValueSize);
   total += pdata::tree_nodes(devices_.size(), kDetailsValueSize);
-  total += pdata::data_space_map_blocks(nr_data, p.data.nr_overflow());
+  total += pdata::data_space_map_blocks(nr_data, p.data().nr_overflow());
   total += pdata::metadata_space_map_blocks(p.nr_meta, meta_overflow);
   p.total = total;
   if (total > p.nr_meta)
@@ -165,7 +229,17 @@ Result<BlockAddr> Restorer::blocks_needed(BlockAddr nr_blocks) {
 }
 
 Result<RestoreStats> Restorer::commit(pdata::IoEngine& io) {
+  if (opts_.streaming) return fail(Errc::kInvalidArgument, "streaming restore without input");
   THINMETA_TRY(Plan p, plan(io.nr_blocks()));
+  return write(io, p, nullptr);
+}
+
+Result<RestoreStats> Restorer::commit(pdata::IoEngine& io, const Replay& replay) {
+  THINMETA_TRY(Plan p, plan(io.nr_blocks()));
+  return write(io, p, opts_.streaming ? &replay : nullptr);
+}
+
+Result<RestoreStats> Restorer::write(pdata::IoEngine& io, const Plan& p, const Replay* replay) {
   RunCounts meta;
   meta.add(0, p.total);
 
@@ -195,12 +269,29 @@ Result<RestoreStats> Restorer::commit(pdata::IoEngine& io) {
 
   std::vector<BlockAddr> roots;
   std::uint64_t nr_mappings = 0;
-  for (const RestoreDevice& dev : devices_) {
-    BuildOut out{BtreeBuilder(w, kMappingValueSize)};
-    walk_device(dev, defs_, out);
-    roots.push_back(out.tree.finish());
-    nr_mappings += dev.details.mapped_blocks;
+  if (replay) {
+    THINMETA_TRY(roots, replay_devices(w, *replay));
+    // Trees were built in input order; the top level and the details go in id order.
+    std::vector<std::size_t> order(devices_.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(),
+              [&](std::size_t a, std::size_t b) { return devices_[a].id < devices_[b].id; });
+    std::vector<RestoreDevice> devs;
+    std::vector<BlockAddr> rts;
+    for (std::size_t i : order) {
+      devs.push_back(std::move(devices_[i]));
+      rts.push_back(roots[i]);
+    }
+    devices_ = std::move(devs);
+    roots = std::move(rts);
+  } else {
+    for (const RestoreDevice& dev : devices_) {
+      BuildOut out{BtreeBuilder(w, kMappingValueSize)};
+      walk_device(dev, defs_, out);
+      roots.push_back(out.tree.finish());
+    }
   }
+  for (const RestoreDevice& dev : devices_) nr_mappings += dev.details.mapped_blocks;
   BtreeBuilder top(w, kMappingValueSize);
   for (std::size_t i = 0; i < devices_.size(); ++i) top.add_u64(devices_[i].id, roots[i]);
   sb_.data_mapping_root = top.finish();
@@ -211,7 +302,7 @@ Result<RestoreStats> Restorer::commit(pdata::IoEngine& io) {
     details.add(dev.id, v);
   }
   sb_.device_details_root = details.finish();
-  sb_.data_sm = pdata::write_data_space_map(w, p.data, sb_.data_sm.nr_blocks);
+  sb_.data_sm = pdata::write_data_space_map(w, p.data(), sb_.data_sm.nr_blocks);
   meta.finish();
   sb_.metadata_sm = pdata::write_metadata_space_map(w, meta, p.nr_meta);
   THINMETA_CHECK(w.finish());

@@ -46,13 +46,23 @@ Result<> Restorer::begin_device(const DeviceInfo& dev) {
     return invalid("Device already exists (dev_id " + std::to_string(dev.dev_id) + ")");
   devices_.push_back(RestoreDevice{dev.dev_id, dev.details, {}, true});
   cur_dev_ = &devices_.back();
+  if (opts_.streaming) {
+    has_last_ = false;
+    counter_ = pdata::LeafLevelCounter(kMappingValueSize);
+    stream_entries_ = 0;
+  }
   return {};
 }
 
 Result<> Restorer::end_device() {
   if (!cur_dev_) return invalid("unexpected </device>");
   std::uint64_t entries = 0;
-  auto r = finish_items(cur_dev_->items, cur_dev_->sorted, entries);
+  if (opts_.streaming) {
+    stream_flush();
+    entries = stream_entries_;
+    stream_blocks_ += counter_.finish();
+  }
+  auto r = opts_.streaming ? Result<>{} : finish_items(cur_dev_->items, cur_dev_->sorted, entries);
   if (!r) return fail(r.error().code, r.error().what + " in device " + std::to_string(cur_dev_->id));
   cur_dev_->details.mapped_blocks = entries;  // recomputed, never taken from the XML
   cur_dev_->sorted = true;
@@ -63,6 +73,10 @@ Result<> Restorer::end_device() {
 Result<> Restorer::begin_def(std::string_view name) {
   if (!in_superblock_ || cur_dev_ || cur_def_)
     return invalid("<def> is only allowed between devices (nested subtrees are not allowed)");
+  if (opts_.streaming) {
+    needs_memory_ = true;
+    return fail(Errc::kInvalidArgument, "<def> needs the in-memory restore");
+  }
   if (!def_names_.emplace(std::string(name), static_cast<std::uint32_t>(defs_.size())).second)
     return invalid("duplicate <def> name '" + std::string(name) + "'");
   defs_.emplace_back();
@@ -107,7 +121,40 @@ Result<> Restorer::map(const MappingRun& run) {
   RestoreItem item{run.thin_begin, run.thin_begin + run.len, run.data_begin, run.time,
                    RestoreItem::kRun};
   if (cur_def_) return add_item(cur_def_->runs, cur_def_->sorted, item);
+  if (opts_.streaming) return stream_item(item);
   return add_item(cur_dev_->items, cur_dev_->sorted, item);
+}
+
+// Streaming: the same checks and merging as add_item, keeping only the last run; a run that
+// comes out of order stops the pass (needs_memory()).
+Result<> Restorer::stream_item(const RestoreItem& it) {
+  if (has_last_) {
+    if (it.begin < last_.end) {
+      if (it.end > last_.begin)
+        return invalid("duplicate or overlapping mapping of virtual block " +
+                       std::to_string(std::max(it.begin, last_.begin)));
+      needs_memory_ = true;
+      return fail(Errc::kInvalidArgument, "unsorted mappings need the in-memory restore");
+    }
+    if (it.begin == last_.end && it.data == last_.data + (last_.end - last_.begin) &&
+        it.time == last_.time) {
+      last_.end = it.end;
+      return {};
+    }
+    stream_flush();
+  }
+  last_ = it;
+  has_last_ = true;
+  return {};
+}
+
+void Restorer::stream_flush() {
+  if (!has_last_) return;
+  std::uint64_t n = last_.end - last_.begin;
+  counter_.add(n);
+  stream_data_.add(last_.data, n);
+  stream_entries_ += n;
+  has_last_ = false;
 }
 
 // In-order input is appended (and merged with the previous run when it continues it);

@@ -3,9 +3,12 @@
 // (devices as sorted runs of mappings, 1.x shared subtrees), then commit() writes fresh
 // metadata: bulk-built trees, both space maps with exact counts, the superblock last
 // (FORMAT.md §4-§8, §12.4). Nothing reaches the output before the input is fully validated.
+// In streaming mode (a re-readable input) the first pass only validates and counts, and
+// commit() replays the input to build the trees: memory no longer grows with the mappings.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <string>
@@ -13,7 +16,10 @@
 #include <unordered_set>
 #include <vector>
 
+#include "persistent-data/block_writer.h"
+#include "persistent-data/btree_builder.h"
 #include "persistent-data/io_engine.h"
+#include "persistent-data/paged_counts.h"
 #include "thin/sink.h"
 #include "thin/superblock.h"
 
@@ -26,6 +32,10 @@ struct RestoreOptions {
   // The needs_check flag of the input is kept unless this is set (repair writes metadata that
   // has just been rebuilt from what could be read).
   bool clear_needs_check = false;
+  // Two passes over a re-readable input (see commit_streaming). Inputs this mode cannot take
+  // (<def>s, devices whose mappings are not in ascending order) stop the first pass with
+  // needs_memory() set: restart with a Restorer in the default mode.
+  bool streaming = false;
 };
 
 // One element of a device or a <def>: a run of mappings, or a reference to a def.
@@ -85,6 +95,11 @@ class Restorer final : public MetadataSink {
   // the superblock and flushes. Fails with Errc::kNoSpace before writing anything when the
   // metadata does not fit. A failure after writing started leaves no valid superblock.
   Result<RestoreStats> commit(pdata::IoEngine& io);
+  // Streaming mode: the same, building the device trees from `replay`, which must send the
+  // input that the first pass saw to the given sink again.
+  using Replay = std::function<Result<>(MetadataSink&)>;
+  Result<RestoreStats> commit(pdata::IoEngine& io, const Replay& replay);
+  bool needs_memory() const { return needs_memory_; }
 
   // The blocks commit() would use on a device of nr_blocks blocks (nothing is written).
   Result<pdata::BlockAddr> blocks_needed(pdata::BlockAddr nr_blocks);
@@ -94,6 +109,12 @@ class Restorer final : public MetadataSink {
   Result<> finish_items(std::vector<RestoreItem>& items, bool sorted, std::uint64_t& entries);
   struct Plan;
   Result<Plan> plan(pdata::BlockAddr nr_blocks);
+  Result<> stream_item(const RestoreItem& it);
+  void stream_flush();
+  Result<Plan> finish_plan(Plan p, pdata::BlockAddr total, std::uint64_t meta_overflow);
+  Result<RestoreStats> write(pdata::IoEngine& io, const Plan& p, const Replay* replay);
+  Result<std::vector<pdata::BlockAddr>> replay_devices(pdata::BlockWriter& w,
+                                                       const Replay& replay);
 
   RestoreOptions opts_;
   Superblock sb_;
@@ -105,6 +126,15 @@ class Restorer final : public MetadataSink {
   RestoreDevice* cur_dev_ = nullptr;
   RestoreDef* cur_def_ = nullptr;
   std::vector<std::string> warnings_;
+  // Streaming mode: the current device's last (merged) run, its leaf-level count, and what
+  // the first pass counted for all devices.
+  bool needs_memory_ = false;
+  bool has_last_ = false;
+  RestoreItem last_;
+  pdata::LeafLevelCounter counter_{8};
+  std::uint64_t stream_entries_ = 0;
+  pdata::BlockAddr stream_blocks_ = 0;
+  pdata::PagedCounts stream_data_;
 };
 
 }  // namespace thinmeta::thin

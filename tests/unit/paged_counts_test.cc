@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// PagedCounts against RunCounts (the sweep it replaces in the restorer): same runs of counts,
+// sparse and dense pages, counts beyond a byte.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+
+#include "persistent-data/paged_counts.h"
+
+namespace pd = thinmeta::pdata;
+
+namespace {
+
+std::map<std::uint64_t, std::uint32_t> expand(const pd::CountSource& c) {
+  std::map<std::uint64_t, std::uint32_t> m;
+  c.for_each_run([&](std::uint64_t b, std::uint64_t len, std::uint32_t n) {
+    EXPECT_GT(n, 0u);
+    for (std::uint64_t k = 0; k < len; ++k) EXPECT_TRUE(m.emplace(b + k, n).second);
+  });
+  return m;
+}
+
+}  // namespace
+
+TEST(PagedCounts, MatchesRunCountsOnRandomRuns) {
+  for (std::uint64_t span : {std::uint64_t{3000}, std::uint64_t{200000}, std::uint64_t{1} << 34}) {
+    std::mt19937_64 rng(span);
+    pd::PagedCounts p;
+    pd::RunCounts r;
+    for (int i = 0; i < 20000; ++i) {
+      std::uint64_t b = rng() % span, len = 1 + rng() % 40;
+      std::uint32_t by = 1 + static_cast<std::uint32_t>(rng() % 3);
+      p.add(b, len, by);
+      r.add(b, len, by);
+    }
+    p.finish();
+    r.finish();
+    EXPECT_EQ(p.nr_nonzero(), r.nr_nonzero());
+    EXPECT_EQ(p.nr_overflow(), r.nr_overflow());
+    EXPECT_EQ(expand(p), expand(r));
+  }
+}
+
+TEST(PagedCounts, CountsBeyondAByteAndAcrossPages) {
+  pd::PagedCounts p;
+  for (int i = 0; i < 300; ++i) p.add(16380, 10);  // crosses a page boundary, dense or not
+  for (std::uint64_t b = 0; b < 16384; b += 2) p.add(b, 1);  // makes page 0 dense
+  for (int i = 0; i < 300; ++i) p.add(16381, 1);
+  p.finish();
+  auto m = expand(p);
+  EXPECT_EQ(m.at(16380), 301u);
+  EXPECT_EQ(m.at(16381), 600u);
+  EXPECT_EQ(m.at(16383), 300u);
+  EXPECT_EQ(m.at(16384), 300u);
+  EXPECT_EQ(m.at(16389), 300u);
+  EXPECT_EQ(m.count(16390), 0u);
+  EXPECT_EQ(m.at(2), 1u);
+  EXPECT_EQ(m.count(3), 0u);
+  EXPECT_EQ(p.nr_nonzero(), 8190u + 10u);
+}

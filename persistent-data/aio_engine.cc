@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 namespace thinmeta::pdata {
@@ -25,6 +26,7 @@ class AioEngine final : public IoEngine {
 
   void read_many(std::span<const BlockAddr> addrs, std::uint8_t* bufs,
                  std::span<int> errs) override {
+    std::lock_guard<std::mutex> lock(mu_);  // walks read ahead on a helper thread
     std::vector<Req> reqs;
     reqs.reserve(addrs.size());
     std::size_t i = 0;
@@ -47,6 +49,7 @@ class AioEngine final : public IoEngine {
   }
 
   Result<> write_many(std::span<const BlockAddr> addrs, const std::uint8_t* bufs) override {
+    std::lock_guard<std::mutex> lock(mu_);
     std::vector<Req> reqs;
     reqs.reserve(addrs.size());
     std::size_t i = 0;
@@ -180,6 +183,7 @@ class AioEngine final : public IoEngine {
   std::vector<iocb> iocbs_;
   std::vector<io_event> events_;
   std::vector<iocb*> free_;
+  std::mutex mu_;  // one batch at a time: the iocbs and events are shared
 };
 
 }  // namespace

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "persistent-data/btree_walker.h"
 
+#include <array>
 #include <cstring>
 #include <deque>
+#include <future>
 #include <vector>
 
 #include "persistent-data/checksum.h"
@@ -19,6 +21,7 @@ std::string range_str(BlockAddr addr) { return " (block " + std::to_string(addr)
 class Walker {
  public:
   static constexpr std::size_t kMaxBatch = 512;
+  static constexpr std::size_t kMinAsync = 64;  // smaller batches are read when their turn comes
 
   Walker(IoEngine& io, const WalkOptions& opts, BtreeVisitor& v) : io_(io), opts_(opts), v_(v) {}
 
@@ -44,6 +47,13 @@ class Walker {
     const std::uint8_t* block;
     std::vector<Damage> pending;    // children that cannot be read
     std::vector<NodeContext> kids;  // children to read
+  };
+  struct Batch {
+    std::vector<Expanded> group;
+    std::vector<BlockAddr> addrs;
+    std::vector<int> errs;
+    AlignedBuffer* bufs = nullptr;
+    std::future<void> done;  // valid while the read runs on the helper thread
   };
 
   // Everything that makes a node unusable, as Damage.
@@ -109,43 +119,84 @@ class Walker {
         ++i;
         continue;
       }
-      // A run of valid internal siblings whose children fit one batch.
-      std::vector<Expanded> group;
-      std::size_t total = 0, j = i;
-      while (j < kids.size() && !errs[j]) {
-        const std::uint8_t* bj = base + j * kBlockSize;
-        if (j > i && (check(kids[j], bj) || !NodeView(bj).is_internal())) break;
-        if (!group.empty() && total + NodeView(bj).nr_entries() > kMaxBatch) break;
-        group.push_back(Expanded{kids[j], bj, {}, {}});
-        collect(group.back());
-        total += group.back().kids.size();
-        ++j;
+      // Runs of valid internal siblings whose children fit one batch. While one batch is
+      // visited, the next one is read on a helper thread (I/O overlaps decoding).
+      Batch slots[2];
+      std::size_t cur = 0;
+      i = form_batch(kids, base, errs, i, slots[cur]);
+      start_read(slots[cur], /*async=*/false);
+      for (;;) {
+        Batch& b = slots[cur];
+        Batch& next = slots[cur ^ 1];
+        next.group.clear();
+        std::size_t after = i;
+        if (i < kids.size() && !errs[i] && !check(kids[i], base + i * kBlockSize) &&
+            NodeView(base + i * kBlockSize).is_internal()) {
+          after = form_batch(kids, base, errs, i, next);
+          start_read(next, next.addrs.size() >= kMinAsync);
+        }
+        if (b.done.valid()) b.done.get();
+        if (expand(b) == Flow::kStop) return Flow::kStop;
+        if (next.group.empty()) break;
+        i = after;
+        cur ^= 1;
       }
-      if (expand(group) == Flow::kStop) return Flow::kStop;
-      i = j;
     }
     return Flow::kContinue;
   }
 
-  // Reads the children of every node in the group as one batch, then visits each node's
-  // subtree in order.
-  Flow expand(std::vector<Expanded>& group) {
-    std::vector<BlockAddr> addrs;
-    for (const auto& e : group)
-      for (const auto& k : e.kids) addrs.push_back(k.addr);
-    unsigned depth = group.front().ctx.depth;
+  // Internal siblings kids[i..] whose children fit one batch, their enter() decisions made.
+  // Returns the index after the group.
+  std::size_t form_batch(std::span<const NodeContext> kids, const std::uint8_t* base,
+                         const int* errs, std::size_t i, Batch& b) {
+    b.group.clear();
+    std::size_t total = 0, j = i;
+    while (j < kids.size() && !errs[j]) {
+      const std::uint8_t* bj = base + j * kBlockSize;
+      if (j > i && (check(kids[j], bj) || !NodeView(bj).is_internal())) break;
+      if (!b.group.empty() && total + NodeView(bj).nr_entries() > kMaxBatch) break;
+      b.group.push_back(Expanded{kids[j], bj, {}, {}});
+      collect(b.group.back());
+      total += b.group.back().kids.size();
+      ++j;
+    }
+    b.addrs.clear();
+    for (const auto& e : b.group)
+      for (const auto& k : e.kids) b.addrs.push_back(k.addr);
+    b.errs.assign(b.addrs.size(), 0);
+    b.bufs = nullptr;
+    if (b.addrs.empty()) return j;
+    unsigned depth = b.group.front().ctx.depth;
     if (bufs_.size() <= depth) bufs_.resize(depth + 1);
-    AlignedBuffer& bufs = bufs_[depth];
-    bufs.resize(std::max<std::size_t>(addrs.size(), 1));
-    std::vector<int> errs(addrs.size());
-    if (!addrs.empty()) io_.read_many(addrs, bufs.data(), errs);
+    if (flip_.size() <= depth) flip_.resize(depth + 1);
+    // Two buffers a depth, used in turn: the batch being visited and the one being read.
+    AlignedBuffer& buf = bufs_[depth][flip_[depth]];
+    flip_[depth] ^= 1;
+    buf.resize(b.addrs.size());
+    b.bufs = &buf;
+    return j;
+  }
+
+  void start_read(Batch& b, bool async) {
+    if (b.addrs.empty()) return;
+    // Engines serialise concurrent batches (visitors may read too, e.g. space map bitmaps).
+    auto read = [this, &b] { io_.read_many(b.addrs, b.bufs->data(), b.errs); };
+    if (async)
+      b.done = std::async(std::launch::async, read);
+    else
+      read();
+  }
+
+  // Visits each node of a batch that has been read, and its subtree, in order.
+  Flow expand(Batch& b) {
     std::size_t off = 0;
-    for (auto& e : group) {
+    for (auto& e : b.group) {
       if (v_.internal(e.ctx, NodeView(e.block)) == Flow::kStop) return Flow::kStop;
       for (const auto& d : e.pending)
         if (v_.damage(d) == Flow::kStop) return Flow::kStop;
       path_.push_back(e.ctx.addr);
-      Flow f = visit_kids(e.kids, bufs.block(off), errs.data() + off);
+      Flow f = e.kids.empty() ? Flow::kContinue
+                              : visit_kids(e.kids, b.bufs->block(off), b.errs.data() + off);
       path_.pop_back();
       if (f == Flow::kStop) return Flow::kStop;
       off += e.kids.size();
@@ -163,7 +214,8 @@ class Walker {
   const WalkOptions& opts_;
   BtreeVisitor& v_;
   std::vector<BlockAddr> path_;    // ancestors of the nodes being visited
-  std::deque<AlignedBuffer> bufs_;  // one batch buffer per depth; deque keeps references valid
+  std::deque<std::array<AlignedBuffer, 2>> bufs_;  // per depth; deque keeps references valid
+  std::vector<unsigned> flip_;
 };
 
 }  // namespace

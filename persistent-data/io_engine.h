@@ -19,7 +19,8 @@ class IoEngine {
   virtual BlockAddr nr_blocks() const = 0;
   // Reads addrs[i] into bufs + i * kBlockSize (bufs aligned to kBlockSize). errs[i] is set to 0
   // or to an errno value; one failed block does not fail the others. An address at or beyond
-  // nr_blocks() fails with EINVAL.
+  // nr_blocks() fails with EINVAL. May be called from two threads at once (a walk reads its
+  // next batch on a helper thread while a visitor reads): engines serialise or are stateless.
   virtual void read_many(std::span<const BlockAddr> addrs, std::uint8_t* bufs,
                          std::span<int> errs) = 0;
   // Writes addrs[i] from bufs + i * kBlockSize. Fails on the first error.

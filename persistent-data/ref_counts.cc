@@ -74,6 +74,26 @@ void RefCounts::ext_erase(Page& p, std::uint64_t b, std::uint32_t off) {
   p.ovf_off.erase(it);
 }
 
+bool RefCounts::any_nonzero(std::uint64_t b, std::uint64_t len) const {
+  if (!len) return false;
+  std::uint64_t last = b + len - 1;
+  for (std::uint64_t pg = b >> kPageShift; pg <= last >> kPageShift; ++pg) {
+    const Page* p = find_page(pg);
+    if (!p) continue;
+    auto lo = static_cast<std::uint32_t>(pg == b >> kPageShift ? b & (kPageBlocks - 1) : 0);
+    auto hi = static_cast<std::uint32_t>(pg == last >> kPageShift ? (last & (kPageBlocks - 1)) + 1
+                                                                   : kPageBlocks);
+    if (p->dense.empty()) {  // sparse entries are all non-zero
+      auto it = std::lower_bound(p->sparse.begin(), p->sparse.end(), lo << 2);
+      if (it != p->sparse.end() && (*it >> 2) < hi) return true;
+      continue;
+    }
+    for (std::uint32_t o = lo; o < hi; ++o)
+      if (p->get(o)) return true;
+  }
+  return false;
+}
+
 std::uint32_t RefCounts::get(std::uint64_t b) const {
   const Page* p = find_page(b >> kPageShift);
   if (!p) return 0;
@@ -92,6 +112,13 @@ void RefCounts::get_range(std::uint64_t begin, std::span<std::uint32_t> out) con
     std::size_t n = std::min<std::size_t>(out.size() - i, kPageBlocks - off);
     if (!p) {
       std::fill_n(out.begin() + static_cast<std::ptrdiff_t>(i), n, 0u);
+    } else if (p->dense.empty()) {  // sparse: zeros, then the few entries in range
+      std::fill_n(out.begin() + static_cast<std::ptrdiff_t>(i), n, 0u);
+      auto it = std::lower_bound(p->sparse.begin(), p->sparse.end(), off << 2);
+      for (; it != p->sparse.end() && (*it >> 2) < off + n; ++it) {
+        std::uint32_t o = *it >> 2, small = *it & 3;
+        out[i + (o - off)] = small < 3 ? small : ext_get(*p, b + (o - off), o);
+      }
     } else {
       for (std::size_t k = 0; k < n; ++k) {
         auto o = static_cast<std::uint32_t>(off + k);

@@ -44,6 +44,8 @@ class RefCounts {
   std::uint64_t count_equal(std::uint64_t b, std::uint64_t len, std::uint32_t count) const;
   // out[i] = get(begin + i), a page at a time (fast for whole-bitmap comparisons).
   void get_range(std::uint64_t begin, std::span<std::uint32_t> out) const;
+  // Whether any block of [b, b + len) has a non-zero count (cheap where no page exists).
+  bool any_nonzero(std::uint64_t b, std::uint64_t len) const;
   // Number of blocks with a non-zero count.
   std::uint64_t nr_nonzero() const;
   // Number of blocks with a count >= 3 (those a space map keeps in its overflow tree).

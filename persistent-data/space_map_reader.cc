@@ -150,13 +150,16 @@ void SpaceMapReader::for_each_bitmap(const CountsFn& fn, bool count_ref_count_tr
   std::vector<int> errs(kBitmapBatch);
   std::vector<KeyRange> lost;  // reference-count tree ranges lost to damage
   std::uint64_t cur = 0;
-  bool valid = false;
+  bool valid = false, counts_zero = true, any_pending = false;
   std::size_t len = 0;
 
   auto load = [&](std::uint64_t i) {
     std::uint64_t first = i * kEntriesPerBitmap;
     len = static_cast<std::size_t>(std::min<std::uint64_t>(kEntriesPerBitmap, root_.nr_blocks - first));
-    std::fill(counts.begin(), counts.end(), 0);
+    if (!counts_zero) std::fill(counts.begin(), counts.end(), 0);
+    counts_zero = true;
+    last_zero_ = true;
+    any_pending = false;
     valid = false;
     BlockAddr at = index_[i].blocknr;
     if (!at) return;  // already reported with the index
@@ -180,9 +183,17 @@ void SpaceMapReader::for_each_bitmap(const CountsFn& fn, bool count_ref_count_tr
       return;
     }
     valid = true;
-    for (std::size_t e = 0; e < len; ++e) {
-      unsigned c = bitmap_entry(b, e);
-      counts[e] = c == 3 ? kPending : c;
+    // Word by word: the zero words of a sparsely used map (billions of blocks) cost nothing.
+    for (std::size_t w = 0; w * 32 < len; ++w) {
+      if (!load_le64(b + 16 + 8 * w)) continue;
+      std::size_t end = std::min(len, w * 32 + 32);
+      for (std::size_t e = w * 32; e < end; ++e) {
+        unsigned c = bitmap_entry(b, e);
+        if (!c) continue;
+        counts[e] = c == 3 ? kPending : c;
+        any_pending |= c == 3;
+        counts_zero = last_zero_ = false;
+      }
     }
     for (std::size_t e = len; e < kEntriesPerBitmap; ++e)
       if (bitmap_entry(b, e)) {
@@ -193,7 +204,7 @@ void SpaceMapReader::for_each_bitmap(const CountsFn& fn, bool count_ref_count_tr
   auto emit = [&]() {
     std::uint64_t first = cur * kEntriesPerBitmap;
     std::uint64_t pending = 0, first_pending = 0;
-    for (std::size_t e = 0; e < len; ++e) {
+    for (std::size_t e = 0; any_pending && e < len; ++e) {
       if (counts[e] != kPending) continue;
       counts[e] = 3;
       std::uint64_t b = first + e;

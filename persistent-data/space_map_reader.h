@@ -64,6 +64,9 @@ class SpaceMapReader {
   // With count_ref_count_tree, the reference-count tree's nodes are reported to v.uses() as
   // they are read (saves reading that tree twice).
   void for_each_bitmap(const CountsFn& fn, bool count_ref_count_tree = false);
+  // Inside fn: true when the bitmap just given holds no non-zero count (a fast path for
+  // sparsely used maps).
+  bool last_bitmap_zero() const { return last_zero_; }
 
   std::optional<CountLocation> locate(std::uint64_t block) const;
 
@@ -77,6 +80,7 @@ class SpaceMapReader {
   BlockAddr nr_meta_;
   SpaceMapVisitor& v_;
   std::vector<IndexEntry> index_;
+  bool last_zero_ = false;
   std::vector<BlockAddr> index_nodes_;  // data: index btree nodes (count_structure)
   bool index_ok_ = false;
 };

@@ -2,6 +2,7 @@
 #include "thin/pool_usage.h"
 
 #include <algorithm>
+#include <future>
 #include <limits>
 #include <unordered_map>
 #include <vector>
@@ -158,22 +159,38 @@ class Graph {
   std::vector<LeafRef> leaves_;
 };
 
-// Reads `leaves` in address order, in batches, calling fn(leaf) on each valid one.
+// Reads `leaves` in address order, in batches, calling fn(leaf) on each valid one. The next
+// batch is read on a helper thread while this one is decoded.
 template <typename Fn>
 Result<> for_each_leaf(pdata::IoEngine& io, const std::vector<LeafRef>& leaves, Fn fn) {
-  constexpr std::size_t kBatch = 256;
-  AlignedBuffer bufs(kBatch);
-  std::vector<BlockAddr> addrs;
-  std::vector<int> errs(kBatch);
-  for (std::size_t i = 0; i < leaves.size(); i += kBatch) {
+  constexpr std::size_t kBatch = 512;
+  struct Slot {
+    AlignedBuffer bufs{kBatch};
+    std::vector<BlockAddr> addrs;
+    std::vector<int> errs = std::vector<int>(kBatch);
+    std::future<void> done;
+  } slots[2];
+  auto start = [&](Slot& s, std::size_t i, bool async) {
     std::size_t n = std::min(kBatch, leaves.size() - i);
-    addrs.clear();
-    for (std::size_t k = 0; k < n; ++k) addrs.push_back(leaves[i + k].addr);
-    io.read_many(addrs, bufs.data(), std::span<int>(errs.data(), n));
+    s.addrs.clear();
+    for (std::size_t k = 0; k < n; ++k) s.addrs.push_back(leaves[i + k].addr);
+    auto read = [&io, &s, n] { io.read_many(s.addrs, s.bufs.data(), std::span<int>(s.errs.data(), n)); };
+    if (async)
+      s.done = std::async(std::launch::async, read);
+    else
+      read();
+  };
+  if (leaves.empty()) return {};
+  start(slots[0], 0, false);
+  for (std::size_t i = 0, cur = 0; i < leaves.size(); i += kBatch, cur ^= 1) {
+    Slot& s = slots[cur];
+    if (s.done.valid()) s.done.get();
+    if (i + kBatch < leaves.size()) start(slots[cur ^ 1], i + kBatch, true);
+    std::size_t n = s.addrs.size();
     for (std::size_t k = 0; k < n; ++k) {
-      BlockAddr a = addrs[k];
-      const std::uint8_t* b = bufs.block(k);
-      if (errs[k] || a >= io.nr_blocks())
+      BlockAddr a = s.addrs[k];
+      const std::uint8_t* b = s.bufs.block(k);
+      if (s.errs[k] || a >= io.nr_blocks())
         return std::unexpected(damage("read error (block " + std::to_string(a) + ")"));
       if (auto bad = pdata::validate_block(b, a, pdata::BlockKind::kNode))
         return std::unexpected(damage(*bad));

@@ -8,7 +8,7 @@ and peak RSS with the ratios reference/ours, and each wall time as a multiple of
 floor (every used metadata block read once with O_DIRECT and checksummed, bench_floor).
 
   bench/bench.py [--sizes 16m,huge,tiny] [--reps 3] [--slow-reps 1] [--only check,dump]
-                 [--out build/bench] [--ours build/bin] [--ref /usr/sbin]
+                 [--out build/bench] [--ours build/bin] [--ref /usr/sbin] [--timeout 300]
 
 Sizes: 1m, 4m, 16m (16.8 million mappings: origin of 4.2 million blocks + 3 snapshots), huge
 (4 million mappings on a data device of over 2^32 blocks: check and ls memory stay bounded), tiny
@@ -17,6 +17,7 @@ Sizes: 1m, 4m, 16m (16.8 million mappings: origin of 4.2 million blocks + 3 snap
 reference takes minutes (restore, repair, the huge image)."""
 import argparse
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -41,14 +42,22 @@ TINY_XML = ('<superblock uuid="" time="1" transaction="1" flags="0" version="2" 
             '  </device>\n</superblock>\n')
 
 
-def run_timed(argv):
+def run_timed(argv, timeout=None):
     """(wall s, cpu s, peak RSS KiB, exit code) of one run, measured by GNU time (the rusage
-    of a child of this Python process would mix in Python's own pages)."""
+    of a child of this Python process would mix in Python's own pages); None if it ran longer
+    than `timeout` seconds (it is then killed)."""
     tf = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"bench-time-{os.getpid()}")
     env = dict(os.environ, THINMETA_IO_ENGINE=os.environ.get("THINMETA_IO_ENGINE", "aio"))
     t0 = time.perf_counter()
-    subprocess.run(["/usr/bin/time", "-o", tf, "-f", "%U %S %M %x"] + argv,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    p = subprocess.Popen(["/usr/bin/time", "-o", tf, "-f", "%U %S %M %x"] + argv,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                         start_new_session=True)
+    try:
+        p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        return None
     wall = time.perf_counter() - t0
     u, s, m, x = open(tf).read().split()[-4:]
     os.unlink(tf)
@@ -141,6 +150,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(TOP, "build", "bench"))
     ap.add_argument("--ours", default=os.path.join(TOP, "build", "bin"))
     ap.add_argument("--ref", default="/usr/sbin")
+    ap.add_argument("--timeout", type=int, default=300,
+                    help="kill a run after this many seconds (0.9.0 thin_ls on the huge image)")
     a = ap.parse_args()
     ensure_built(a.ours)
     os.makedirs(a.out, exist_ok=True)
@@ -163,7 +174,10 @@ def main():
             res = {"ours": [], "ref": []}
             for _ in range(a.slow_reps if slow else a.reps):
                 for who, t in (("ours", ours_tool), ("ref", os.path.join(a.ref, tool))):
-                    res[who].append(run_timed([t] + args))
+                    r = run_timed([t] + args, a.timeout)
+                    if r is None:  # counted as the timeout, marked in the exit column
+                        r = (float(a.timeout), float("nan"), 0, f"killed>{a.timeout}s")
+                    res[who].append(r)
             med = {w: tuple(statistics.median(r[i] for r in res[w]) for i in range(3)) +
                    ("/".join(sorted({str(r[3]) for r in res[w]})),) for w in res}
             rows.append((size, label, med["ours"], med["ref"], floor))

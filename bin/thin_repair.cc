@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <iostream>
+#include <memory>
 
 #include "bin/cli.h"
 #include "persistent-data/io_engine.h"
@@ -75,10 +76,19 @@ int thin_repair_main(int argc, char** argv) {
     if (same_file(in, out)) return report(Error{Errc::kInvalidArgument,
                                                 "The input and the output are the same device."});
 
-    // Everything is read and checked before the output is opened for writing.
-    thin::Restorer restorer(wopts);
+    // Everything is read and checked before the output is opened for writing. The repairing
+    // walk runs twice (count, then build: memory does not grow with the mappings) unless what
+    // it yields needs the in-memory restorer.
+    wopts.streaming = true;
+    auto restorer = std::make_unique<thin::Restorer>(wopts);
     std::vector<std::string> notes;
-    auto stats = thin::repair(**io, ropts, restorer, notes);
+    auto stats = thin::repair(**io, ropts, *restorer, notes);
+    if (!stats && restorer->needs_memory()) {
+      wopts.streaming = false;
+      restorer = std::make_unique<thin::Restorer>(wopts);
+      notes.clear();
+      stats = thin::repair(**io, ropts, *restorer, notes);
+    }
     if (!quiet)
       for (const auto& n : notes) std::cerr << n << "\n";
     if (!stats) return report(stats.error());
@@ -91,7 +101,12 @@ int thin_repair_main(int argc, char** argv) {
     if ((*dst)->nr_blocks() > pdata::kMaxMetadataBlocks && !quiet)
       std::cerr << "Warning: truncating metadata device to " << pdata::kMaxMetadataBlocks
                 << " 4k blocks\n";
-    auto written = restorer.commit(**dst);
+    auto written = restorer->commit(**dst, [&](thin::MetadataSink& sink) -> Result<> {
+      std::vector<std::string> again;
+      auto r = thin::repair(**io, ropts, sink, again);
+      if (!r) return std::unexpected(r.error());
+      return {};
+    });
     if (!written) return report(written.error());
     return 0;
   });

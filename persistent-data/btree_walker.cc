@@ -20,7 +20,7 @@ std::string range_str(BlockAddr addr) { return " (block " + std::to_string(addr)
 // decides what to read) runs ahead.
 class Walker {
  public:
-  static constexpr std::size_t kMaxBatch = 512;
+  static constexpr std::size_t kMaxBatch = 256;
   static constexpr std::size_t kMinAsync = 64;  // smaller batches are read when their turn comes
 
   Walker(IoEngine& io, const WalkOptions& opts, BtreeVisitor& v) : io_(io), opts_(opts), v_(v) {}

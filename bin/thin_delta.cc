@@ -115,6 +115,7 @@ int thin_delta_main(int argc, char** argv) {
     thin::DeltaWriter writer(out, vm.count("verbose") > 0);
     writer.begin(sb, *left, *right);
     auto r = thin::diff_trees(io, left_root, right_root, writer);
+    if (!r) out.discard();
     auto flushed = out.flush();
     if (!r) {
       if (r.error().code == Errc::kDamage)

@@ -115,6 +115,7 @@ int thin_dump_main(int argc, char** argv) {
     } else {
       r = thin::dump(*md, dopts, sink);
     }
+    if (!r) out.discard();  // no half dump on stdout when the damage shows up early
     auto flushed = out.flush();
     if (!quiet)
       for (const auto& n : notes) std::cerr << n << "\n";

@@ -48,6 +48,9 @@ class TextOutput {
     return {};
   }
   bool failed() const { return error_.has_value(); }
+  // Drops what is buffered and not yet written: on an error, output shorter than the buffer
+  // never reaches the reader half-done.
+  void discard() { used_ = 0; }
   // The first write error, as a Result (for sinks to return after each element).
   Result<> status() const {
     if (error_) return std::unexpected(*error_);

@@ -152,7 +152,7 @@ for name, binp in shared:
 
 # Kernel-written images (tests/kernel tier), when present, share subtrees for real.
 kdir = os.path.join(HERE, "..", "kernel", "cache", "out")
-for p in sorted(glob.glob(os.path.join(kdir, "*", "*"))):
+for p in sorted(glob.glob(os.path.join(kdir, "*", "meta.img"))):  # scenario images, not damaged copies
     try:
         with open(p, "rb") as f:
             head = f.read(4096)

@@ -23,13 +23,16 @@ struct Partial {
   std::vector<KeyRange> lost;
 };
 
-std::optional<DetailsMap> read_details(IoEngine& io, BlockAddr root, Partial* partial = nullptr) {
-  DetailsMap m;
+// Reads a whole (dev id -> value) tree with `walk` (walk_details or walk_device_roots). Without
+// `partial` any damage fails the read; with it, what could be read is kept and the lost key
+// ranges are noted.
+template <typename Map, typename Walk>
+std::optional<Map> read_tree(Walk walk, Partial* partial) {
+  Map m;
   bool clean = true;
-  walk_details(
-      io, root,
-      [&](std::uint64_t id, const DeviceDetails& d) {
-        m.emplace(id, d);
+  walk(
+      [&](std::uint64_t id, const typename Map::mapped_type& v) {
+        m.emplace(id, v);
         return Flow::kContinue;
       },
       [&](const Damage& d) {
@@ -42,23 +45,15 @@ std::optional<DetailsMap> read_details(IoEngine& io, BlockAddr root, Partial* pa
   return m;
 }
 
+std::optional<DetailsMap> read_details(IoEngine& io, BlockAddr root, Partial* partial = nullptr) {
+  return read_tree<DetailsMap>(
+      [&](const DetailsFn& fn, const DamageFn& dmg) { walk_details(io, root, fn, dmg); }, partial);
+}
+
 std::optional<RootsMap> read_top(IoEngine& io, BlockAddr root, Partial* partial = nullptr) {
-  RootsMap m;
-  bool clean = true;
-  walk_device_roots(
-      io, root,
-      [&](std::uint64_t id, BlockAddr r) {
-        m.emplace(id, r);
-        return Flow::kContinue;
-      },
-      [&](const Damage& d) {
-        clean = false;
-        if (partial) partial->lost.push_back(d.lost);
-        return partial ? Flow::kContinue : Flow::kStop;
-      });
-  if (partial) partial->clean = clean;
-  if (!clean && !partial) return std::nullopt;
-  return m;
+  return read_tree<RootsMap>(
+      [&](const DeviceRootFn& fn, const DamageFn& dmg) { walk_device_roots(io, root, fn, dmg); },
+      partial);
 }
 
 template <typename A, typename B>

@@ -14,6 +14,7 @@
 #include "bin/cli.h"
 #include "persistent-data/io_engine.h"
 #include "thin/restorer.h"
+#include "xml/fast_reader.h"
 #include "xml/metadata_reader.h"
 
 namespace thinmeta::cli {
@@ -83,13 +84,38 @@ int thin_restore_main(int argc, char** argv) {
     // is read twice (validate and count, then build), so memory does not grow with the
     // mappings; other inputs, and files with <def>s or unsorted mappings, are held in memory.
     struct stat st;
-    ropts.streaming = ::fstat(*fd, &st) == 0 && S_ISREG(st.st_mode);
-    auto restorer = std::make_unique<thin::Restorer>(ropts);
-    auto parsed = xml::read_metadata(*fd, *restorer);
-    if (!parsed && restorer->needs_memory() && ::lseek(*fd, 0, SEEK_SET) == 0) {
+    const bool regular = ::fstat(*fd, &st) == 0 && S_ISREG(st.st_mode);
+    ropts.streaming = regular;
+    std::unique_ptr<thin::Restorer> restorer;
+    bool fast = false;  // whether the fast reader took the whole input
+    auto rewind = [&]() -> Result<> {
+      if (::lseek(*fd, 0, SEEK_SET) == 0) return {};
+      return fail(Errc::kIo,
+                  "Couldn't rewind input file '" + in + "': " + std::strerror(errno));
+    };
+    // Reads the whole input into a fresh Restorer: the fast reader first (regular files),
+    // expat when it declines (anything it does not know, and every error, whose line and
+    // column expat reports).
+    auto parse = [&](const thin::RestoreOptions& o) -> Result<> {
+      restorer = std::make_unique<thin::Restorer>(o);
+      if (regular) {
+        THINMETA_TRY(bool done, xml::read_metadata_fast(*fd, *restorer));
+        if (done) {
+          fast = true;
+          return {};
+        }
+        if (restorer->needs_memory())
+          return fail(Errc::kInvalidArgument, "unsorted mappings need the in-memory restore");
+        THINMETA_CHECK(rewind());
+        restorer = std::make_unique<thin::Restorer>(o);
+      }
+      fast = false;
+      return xml::read_metadata(*fd, *restorer);
+    };
+    auto parsed = parse(ropts);
+    if (!parsed && restorer->needs_memory() && rewind()) {
       ropts.streaming = false;
-      restorer = std::make_unique<thin::Restorer>(ropts);
-      parsed = xml::read_metadata(*fd, *restorer);
+      parsed = parse(ropts);
     }
     if (!parsed) {
       ::close(*fd);
@@ -110,10 +136,11 @@ int thin_restore_main(int argc, char** argv) {
       std::cerr << "Warning: truncating metadata device to " << pdata::kMaxMetadataBlocks
                 << " 4k blocks\n";
     auto stats = restorer->commit(**io, [&](thin::MetadataSink& sink) -> Result<> {
-      if (::lseek(*fd, 0, SEEK_SET) != 0)
-        return fail(Errc::kIo, "Couldn't rewind input file '" + in + "': " +
-                                   std::strerror(errno));
-      return xml::read_metadata(*fd, sink);
+      THINMETA_CHECK(rewind());
+      if (!fast) return xml::read_metadata(*fd, sink);
+      THINMETA_TRY(bool done, xml::read_metadata_fast(*fd, sink));
+      if (!done) return fail(Errc::kIo, "input file '" + in + "' changed while it was read");
+      return {};
     });
     ::close(*fd);
     if (!stats) return report(stats.error());

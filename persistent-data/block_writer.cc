@@ -6,9 +6,14 @@
 namespace thinmeta::pdata {
 
 BlockWriter::BlockWriter(IoEngine* io, BlockAddr first, BlockAddr limit, std::size_t batch_blocks)
-    : io_(io), next_(first), limit_(limit), batch_(io ? batch_blocks : 1), buf_(batch_) {
-  addrs_.reserve(batch_);
+    : io_(io), next_(first), limit_(limit), batch_(io ? batch_blocks : 1) {
+  bufs_[0].resize(batch_);
+  if (io_) bufs_[1].resize(batch_);
+  addrs_[0].reserve(batch_);
+  addrs_[1].reserve(batch_);
 }
+
+BlockWriter::~BlockWriter() { wait(); }
 
 std::uint8_t* BlockWriter::alloc(BlockAddr& addr) {
   addr = next_++;
@@ -16,25 +21,40 @@ std::uint8_t* BlockWriter::alloc(BlockAddr& addr) {
     error_ = Error{Errc::kNoSpace, "out of metadata space (block " + std::to_string(addr) +
                                        " is beyond the end of the metadata device)"};
   if (!io_ || error_) {
-    std::memset(buf_.data(), 0, kBlockSize);
-    return buf_.data();
+    std::memset(bufs_[cur_].data(), 0, kBlockSize);
+    return bufs_[cur_].data();
   }
-  if (addrs_.size() == batch_) drain();
-  std::uint8_t* p = buf_.block(addrs_.size());
+  if (addrs_[cur_].size() == batch_) drain();
+  std::uint8_t* p = bufs_[cur_].block(addrs_[cur_].size());
   std::memset(p, 0, kBlockSize);
-  addrs_.push_back(addr);
+  addrs_[cur_].push_back(addr);
   return p;
 }
 
+void BlockWriter::wait() {
+  if (!writing_.valid()) return;
+  if (auto r = writing_.get(); !r && !error_) error_ = r.error();
+}
+
 void BlockWriter::drain() {
-  if (addrs_.empty()) return;
-  if (!error_)
-    if (auto r = io_->write_many(addrs_, buf_.data()); !r) error_ = r.error();
-  addrs_.clear();
+  wait();  // the other buffer is free again
+  std::vector<BlockAddr>& addrs = addrs_[cur_];
+  if (addrs.empty()) return;
+  if (error_) {
+    addrs.clear();
+    return;
+  }
+  const std::uint8_t* data = bufs_[cur_].data();
+  writing_ = std::async(std::launch::async, [this, &addrs, data] { return io_->write_many(addrs, data); });
+  cur_ ^= 1;
+  addrs_[cur_].clear();
 }
 
 Result<> BlockWriter::finish() {
-  if (io_) drain();
+  if (io_) {
+    drain();
+    wait();
+  }
   if (error_) return std::unexpected(*error_);
   return {};
 }

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // Sequential allocation and batched writing of freshly built metadata blocks (restore, repair):
-// blocks are handed out at ascending addresses and written in large write_many batches.
+// blocks are handed out at ascending addresses and written in large write_many batches, each
+// on a helper thread while the caller fills the next (two batch buffers).
 #pragma once
 
 #include <cstdint>
+#include <future>
 #include <optional>
 #include <vector>
 
@@ -18,6 +20,9 @@ class BlockWriter {
   // Allocates from `first` upwards and never beyond `limit` (exclusive). `io` may be null: the
   // writer then only counts (a dry run). `io` must outlive the writer.
   BlockWriter(IoEngine* io, BlockAddr first, BlockAddr limit, std::size_t batch_blocks = 1024);
+  ~BlockWriter();
+  BlockWriter(const BlockWriter&) = delete;
+  BlockWriter& operator=(const BlockWriter&) = delete;
 
   // A zeroed block for address `addr` (returned through the argument) that the caller fills and
   // stamps before the next call; it is written later. Past `limit` it returns scratch space and
@@ -28,14 +33,17 @@ class BlockWriter {
   Result<> finish();
 
  private:
-  void drain();
+  void drain();  // starts writing the current batch, switches to the other buffer
+  void wait();   // for the batch being written
 
   IoEngine* io_;
   BlockAddr next_;
   BlockAddr limit_;
   std::size_t batch_;
-  AlignedBuffer buf_;
-  std::vector<BlockAddr> addrs_;
+  AlignedBuffer bufs_[2];
+  std::vector<BlockAddr> addrs_[2];
+  unsigned cur_ = 0;
+  std::future<Result<>> writing_;  // the other buffer's batch, while it is written
   std::optional<Error> error_;
 };
 

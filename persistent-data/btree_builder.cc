@@ -98,16 +98,28 @@ void BtreeBuilder::add(std::uint64_t key, const std::uint8_t* value) {
   if (++nr_ == 2 * max_) emit_leaf(max_);
 }
 
+// The fixed-size forms store in place (a memcpy call of vsize_ bytes per entry shows in
+// restore profiles).
 void BtreeBuilder::add_u64(std::uint64_t key, std::uint64_t value) {
-  std::uint8_t v[8];
-  store_le64(v, value);
-  add(key, v);
+  if (vsize_ != 8) {
+    std::uint8_t v[8];
+    store_le64(v, value);
+    return add(key, v);
+  }
+  keys_[nr_] = key;
+  store_le64(values_.data() + std::size_t{nr_} * 8, value);
+  if (++nr_ == 2 * max_) emit_leaf(max_);
 }
 
 void BtreeBuilder::add_u32(std::uint64_t key, std::uint32_t value) {
-  std::uint8_t v[4];
-  store_le32(v, value);
-  add(key, v);
+  if (vsize_ != 4) {
+    std::uint8_t v[4];
+    store_le32(v, value);
+    return add(key, v);
+  }
+  keys_[nr_] = key;
+  store_le32(values_.data() + std::size_t{nr_} * 4, value);
+  if (++nr_ == 2 * max_) emit_leaf(max_);
 }
 
 void BtreeBuilder::emit_leaf(std::uint32_t n) {

@@ -63,9 +63,17 @@ constexpr TagInfo kTags[] = {
 
 const TagInfo& info(Tag t) { return kTags[static_cast<int>(t)]; }
 
+// memcmp for the short names here, inlined (a call per attribute shows in profiles).
+inline bool same(const char* a, const char* b, std::size_t len) {
+  for (std::size_t i = 0; i < len; ++i)
+    if (a[i] != b[i]) return false;
+  return true;
+}
+
 Tag tag_of(const char* n, std::size_t len) {
+  if (len == 13 && same(n, "range_mapping", 13)) return Tag::kRange;  // nearly every tag
   for (int i = 1; i < 7; ++i)
-    if (kTags[i].len == len && std::memcmp(kTags[i].name, n, len) == 0) return static_cast<Tag>(i);
+    if (kTags[i].len == len && same(kTags[i].name, n, len)) return static_cast<Tag>(i);
   return Tag::kNone;
 }
 
@@ -113,7 +121,9 @@ class FastReader {
         continue;
       }
       if (*p_ != '<' || (depth_ == 0 && seen_root_)) return false;
-      switch (tag()) {
+      Step step = canonical_range();
+      if (step == Step::kNeedMore) step = tag();  // not that line: any tag
+      switch (step) {
         case Step::kOk: break;
         case Step::kDecline: return false;
         case Step::kNeedMore:
@@ -146,6 +156,43 @@ class FastReader {
     }
   }
 
+  // Digits up to the closing quote (no more than `max`); false if anything else.
+  static bool number(const char*& q, std::uint64_t max, std::uint64_t& v) {
+    const char* digits = q;
+    v = 0;
+    while (*q >= '0' && *q <= '9') {
+      unsigned d = static_cast<unsigned>(*q - '0');
+      if (v > (max - d) / 10) return false;
+      v = v * 10 + d;
+      ++q;
+    }
+    return q != digits && *q == '"';
+  }
+
+  // The line thin_dump writes for nearly every mapping, matched literally. kNeedMore (nothing
+  // consumed) if p_ is anything else, for tag() to read.
+  Step canonical_range() {
+    static constexpr std::size_t kLongest = 29 + 20 + 14 + 20 + 10 + 20 + 8 + 10 + 3;
+    const char* q = p_;
+    std::uint64_t v[4];
+    if (static_cast<std::size_t>(end_ - q) < kLongest + 1 ||
+        std::memcmp(q, "<range_mapping origin_begin=\"", 29) != 0)
+      return Step::kNeedMore;
+    q += 29;
+    if (!number(q, kU64, v[0]) || std::memcmp(q, "\" data_begin=\"", 14) != 0) return Step::kNeedMore;
+    q += 14;
+    if (!number(q, kU64, v[1]) || std::memcmp(q, "\" length=\"", 10) != 0) return Step::kNeedMore;
+    q += 10;
+    if (!number(q, kU64, v[2]) || std::memcmp(q, "\" time=\"", 8) != 0) return Step::kNeedMore;
+    q += 8;
+    if (!number(q, kU32, v[3]) || std::memcmp(q, "\"/>", 3) != 0) return Step::kNeedMore;
+    if (!allowed_in(Tag::kRange, parent())) return Step::kNeedMore;
+    if (!sink_.map(thin::MappingRun{v[0], v[1], v[2], static_cast<std::uint32_t>(v[3])}))
+      return Step::kDecline;
+    p_ = q + 3;
+    return Step::kOk;
+  }
+
   // One tag at p_ ('<'); p_ moves past it only when it was whole and went to the sink.
   Step tag() {
     const char* q = p_ + 1;
@@ -160,6 +207,7 @@ class FastReader {
     std::uint64_t vals[8];
     std::string_view texts[8];
     unsigned found = 0;
+    int next_attr = 0;
     bool empty = false;
     for (;;) {
       const char* ws = q;
@@ -188,11 +236,15 @@ class FastReader {
       if (q == end_) return Step::kNeedMore;
       if (*q != '"') return Step::kDecline;
       ++q;
-      int k = 0;
-      while (k < ti.nr_attrs &&
-             (ti.attrs[k].len != alen || std::memcmp(ti.attrs[k].name, an, alen) != 0))
-        ++k;
+      // Attributes usually come in the order thin_dump writes them: try the next one first.
+      int k = next_attr;
+      if (k >= ti.nr_attrs || ti.attrs[k].len != alen || !same(ti.attrs[k].name, an, alen)) {
+        k = 0;
+        while (k < ti.nr_attrs && (ti.attrs[k].len != alen || !same(ti.attrs[k].name, an, alen)))
+          ++k;
+      }
       if (k == ti.nr_attrs || (found & (1u << k))) return Step::kDecline;
+      next_attr = k + 1;
       found |= 1u << k;
       const Attr& a = ti.attrs[k];
       if (a.text) {
@@ -237,8 +289,7 @@ class FastReader {
     if (q == end_) return Step::kNeedMore;
     if (*q != '>' || depth_ == 0) return Step::kDecline;
     const TagInfo& ti = info(stack_[depth_ - 1]);
-    if (static_cast<std::size_t>(name_end - name) != ti.len ||
-        std::memcmp(name, ti.name, ti.len) != 0)
+    if (static_cast<std::size_t>(name_end - name) != ti.len || !same(name, ti.name, ti.len))
       return Step::kDecline;
     if (!end()) return Step::kDecline;
     p_ = q + 1;

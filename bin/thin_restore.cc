@@ -99,7 +99,7 @@ int thin_restore_main(int argc, char** argv) {
     auto parse = [&](const thin::RestoreOptions& o) -> Result<> {
       restorer = std::make_unique<thin::Restorer>(o);
       if (regular) {
-        THINMETA_TRY(bool done, xml::read_metadata_fast(*fd, *restorer));
+        THINMETA_TRY(bool done, xml::read_metadata_pipelined(*fd, *restorer));
         if (done) {
           fast = true;
           return {};
@@ -138,7 +138,7 @@ int thin_restore_main(int argc, char** argv) {
     auto stats = restorer->commit(**io, [&](thin::MetadataSink& sink) -> Result<> {
       THINMETA_CHECK(rewind());
       if (!fast) return xml::read_metadata(*fd, sink);
-      THINMETA_TRY(bool done, xml::read_metadata_fast(*fd, sink));
+      THINMETA_TRY(bool done, xml::read_metadata_pipelined(*fd, sink));
       if (!done) return fail(Errc::kIo, "input file '" + in + "' changed while it was read");
       return {};
     });

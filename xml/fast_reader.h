@@ -19,5 +19,8 @@ namespace thinmeta::xml {
 Result<bool> read_metadata_fast(int fd, thin::MetadataSink& sink);
 // Same, from memory (tests).
 Result<bool> read_metadata_fast(std::string_view text, thin::MetadataSink& sink);
+// Same as read_metadata_fast(fd), the reading on a helper thread while the calling thread
+// feeds the sink (pipelined_reader.cc).
+Result<bool> read_metadata_pipelined(int fd, thin::MetadataSink& sink);
 
 }  // namespace thinmeta::xml

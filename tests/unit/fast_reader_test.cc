@@ -192,6 +192,16 @@ TEST(FastReader, RandomByteChangesAreDeclinedOrConsistent) {
   }
 }
 
+// A temporary file holding `text`, rewound; closed by the caller.
+FILE* temp_file(const std::string& text) {
+  FILE* f = std::tmpfile();
+  if (!f) return nullptr;
+  std::fwrite(text.data(), 1, text.size(), f);
+  std::fflush(f);
+  ::lseek(fileno(f), 0, SEEK_SET);
+  return f;
+}
+
 TEST(FastReader, ReadsAFileAcrossChunkBoundaries) {
   // Over 3 MiB of mappings with varying line lengths, so tags straddle the 1 MiB chunks.
   std::string doc =
@@ -202,19 +212,50 @@ TEST(FastReader, ReadsAFileAcrossChunkBoundaries) {
     doc += "    <range_mapping origin_begin=\"" + std::to_string(i * 1000) + "\" data_begin=\"" +
            std::to_string(i * i % 99991) + "\" length=\"" + std::to_string(1 + i % 999) +
            "\" time=\"" + std::to_string(i % 7) + "\"/>\n";
-  doc += "  </device>\n</superblock>\n";
-  FILE* f = std::tmpfile();
+  doc += "  </device>\n  <device dev_id=\"2\" mapped_blocks=\"0\" transaction=\"0\" "
+         "creation_time=\"0\" snap_time=\"0\"/>\n</superblock>\n";
+  LogSink expat;
+  ASSERT_TRUE(xml::read_metadata(doc, expat).has_value());
+  for (bool pipelined : {false, true}) {
+    FILE* f = temp_file(doc);
+    ASSERT_NE(f, nullptr);
+    LogSink fast;
+    auto r = pipelined ? xml::read_metadata_pipelined(fileno(f), fast)
+                       : xml::read_metadata_fast(fileno(f), fast);
+    std::fclose(f);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_TRUE(*r) << pipelined;
+    EXPECT_EQ(fast.log, expat.log) << pipelined;
+  }
+}
+
+TEST(FastReader, PipelinedDeclinesAsTheFastReaderDoes) {
+  std::string many = kDump;
+  std::string line = "    <range_mapping origin_begin=\"100\" data_begin=\"9\" length=\"9\" time=\"0\"/>\n";
+  std::size_t at = many.find("  </device>");
+  for (int i = 0; i < 20000; ++i) many.insert(at, line);  // several hand-over chunks
+  for (int fail_at : {-1, 0, 3, 5000, 19000}) {
+    FILE* f = temp_file(many);
+    ASSERT_NE(f, nullptr);
+    LogSink a, b;
+    a.fail_at = b.fail_at = fail_at;
+    auto r = xml::read_metadata_pipelined(fileno(f), a);
+    std::fclose(f);
+    auto e = xml::read_metadata(many, b);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(*r, fail_at < 0) << fail_at;
+    EXPECT_EQ(e.has_value(), fail_at < 0) << fail_at;
+    if (fail_at < 0) {
+      EXPECT_EQ(a.log, b.log);
+    }
+  }
+  FILE* f = temp_file(many.substr(0, many.size() - 20));  // truncated: declined
   ASSERT_NE(f, nullptr);
-  ASSERT_EQ(std::fwrite(doc.data(), 1, doc.size(), f), doc.size());
-  std::fflush(f);
-  ASSERT_EQ(::lseek(fileno(f), 0, SEEK_SET), 0);
-  LogSink fast, expat;
-  auto r = xml::read_metadata_fast(fileno(f), fast);
+  LogSink c;
+  auto r = xml::read_metadata_pipelined(fileno(f), c);
   std::fclose(f);
   ASSERT_TRUE(r.has_value());
-  EXPECT_TRUE(*r);
-  ASSERT_TRUE(xml::read_metadata(doc, expat).has_value());
-  EXPECT_EQ(fast.log, expat.log);
+  EXPECT_FALSE(*r);
 }
 
 }  // namespace

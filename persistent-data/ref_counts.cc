@@ -6,72 +6,111 @@
 namespace thinmeta::pdata {
 
 RefCounts::~RefCounts() = default;
-RefCounts::RefCounts(RefCounts&&) noexcept = default;
-RefCounts& RefCounts::operator=(RefCounts&&) noexcept = default;
+
+RefCounts::RefCounts(RefCounts&& o) noexcept
+    : nr_blocks_(o.nr_blocks_), pages_(std::move(o.pages_)), overflow_(std::move(o.overflow_)),
+      last_index_(o.last_index_), last_(o.last_) {
+  o.pages_.clear();
+  o.overflow_.clear();
+  o.last_index_ = ~0ull;
+  o.last_ = nullptr;
+}
+
+RefCounts& RefCounts::operator=(RefCounts&& o) noexcept {
+  if (this == &o) return *this;
+  nr_blocks_ = o.nr_blocks_;
+  pages_ = std::move(o.pages_);
+  overflow_ = std::move(o.overflow_);
+  last_index_ = o.last_index_;
+  last_ = o.last_;
+  o.pages_.clear();
+  o.overflow_.clear();
+  o.last_index_ = ~0ull;
+  o.last_ = nullptr;
+  return *this;
+}
 
 RefCounts::Page& RefCounts::page(std::uint64_t index) {
+  if (index == last_index_) return *last_;
   auto& p = pages_[index];
   if (!p) p = std::make_unique<Page>();
+  last_index_ = index;
+  last_ = p.get();
   return *p;
 }
 
 const RefCounts::Page* RefCounts::find_page(std::uint64_t index) const {
+  if (index == last_index_) return last_;
   auto it = pages_.find(index);
-  return it == pages_.end() ? nullptr : it->second.get();
+  if (it == pages_.end()) return nullptr;
+  last_index_ = index;
+  last_ = it->second.get();
+  return last_;
 }
 
-std::uint32_t RefCounts::ext_get(const Page& p, std::uint64_t b, std::uint32_t off) const {
-  if (!p.wide.empty())
-    return p.wide[off] != Page::kWideFar ? p.wide[off] + 3u : overflow_.at(b);
+std::uint32_t RefCounts::page_get(const Page& p, std::uint64_t b, std::uint32_t off) const {
+  if (!p.bytes.empty()) {
+    std::uint8_t v = p.bytes[off];
+    return v != Page::kFar ? v : overflow_.at(b);
+  }
+  unsigned small = p.get2(off);
+  if (small < 3) return small;
   auto it = std::lower_bound(p.ovf_off.begin(), p.ovf_off.end(), off);
   return p.ovf_cnt[static_cast<std::size_t>(it - p.ovf_off.begin())];
 }
 
-void RefCounts::ext_set(Page& p, std::uint64_t b, std::uint32_t off, std::uint32_t count) {
-  if (p.wide.empty()) {
+void RefCounts::to_bytes(Page& p, std::uint64_t base) {
+  std::vector<std::uint8_t> bytes(kPageBlocks, 0);
+  auto put = [&](std::uint32_t off, unsigned small) { bytes[off] = static_cast<std::uint8_t>(small); };
+  if (p.dense.empty()) {
+    for (std::uint32_t e : p.sparse) put(e >> 2, e & 3);
+  } else {
+    for (std::uint32_t off = 0; off < kPageBlocks; ++off) put(off, p.get2(off));
+  }
+  for (std::size_t k = 0; k < p.ovf_off.size(); ++k) {
+    std::uint32_t c = p.ovf_cnt[k];
+    bytes[p.ovf_off[k]] = c < Page::kFar ? static_cast<std::uint8_t>(c) : Page::kFar;
+    if (c >= Page::kFar) overflow_[base + p.ovf_off[k]] = c;
+  }
+  p = Page{};
+  p.bytes = std::move(bytes);
+}
+
+void RefCounts::page_set(Page& p, std::uint64_t b, std::uint32_t off, std::uint32_t count) {
+  if (p.bytes.empty()) {
+    unsigned old = p.get2(off);
+    if (count < 3) {
+      if (old == 3) {
+        auto it = std::lower_bound(p.ovf_off.begin(), p.ovf_off.end(), off);
+        p.ovf_cnt.erase(p.ovf_cnt.begin() + (it - p.ovf_off.begin()));
+        p.ovf_off.erase(it);
+      }
+      p.set2(off, count);
+      return;
+    }
     auto it = std::lower_bound(p.ovf_off.begin(), p.ovf_off.end(), off);
-    auto i = it - p.ovf_off.begin();
-    if (it != p.ovf_off.end() && *it == off) {
-      p.ovf_cnt[static_cast<std::size_t>(i)] = count;
+    auto i = static_cast<std::size_t>(it - p.ovf_off.begin());
+    if (old == 3) {
+      p.ovf_cnt[i] = count;
       return;
     }
     if (p.ovf_off.size() < Page::kMaxSmallOverflow) {
       p.ovf_off.insert(it, off);
-      p.ovf_cnt.insert(p.ovf_cnt.begin() + i, count);
+      p.ovf_cnt.insert(p.ovf_cnt.begin() + static_cast<std::ptrdiff_t>(i), count);
+      p.set2(off, 3);
       return;
     }
     // Many counts >= 3 in this page: a byte a block from now on.
-    p.wide.assign(kPageBlocks, 0);
-    std::uint64_t base = b - off;
-    for (std::size_t k = 0; k < p.ovf_off.size(); ++k) {
-      std::uint32_t c = p.ovf_cnt[k];
-      p.wide[p.ovf_off[k]] = c - 3 < Page::kWideFar ? static_cast<std::uint8_t>(c - 3) : Page::kWideFar;
-      if (c - 3 >= Page::kWideFar) overflow_[base + p.ovf_off[k]] = c;
-    }
-    p.ovf_off.clear();
-    p.ovf_off.shrink_to_fit();
-    p.ovf_cnt.clear();
-    p.ovf_cnt.shrink_to_fit();
+    to_bytes(p, b - off);
   }
-  if (p.wide[off] == Page::kWideFar) overflow_.erase(b);
-  if (count - 3 < Page::kWideFar) {
-    p.wide[off] = static_cast<std::uint8_t>(count - 3);
+  std::uint8_t& v = p.bytes[off];
+  if (v == Page::kFar) overflow_.erase(b);
+  if (count < Page::kFar) {
+    v = static_cast<std::uint8_t>(count);
   } else {
-    p.wide[off] = Page::kWideFar;
+    v = Page::kFar;
     overflow_[b] = count;
   }
-}
-
-void RefCounts::ext_erase(Page& p, std::uint64_t b, std::uint32_t off) {
-  if (!p.wide.empty()) {
-    if (p.wide[off] == Page::kWideFar) overflow_.erase(b);
-    p.wide[off] = 0;
-    return;
-  }
-  auto it = std::lower_bound(p.ovf_off.begin(), p.ovf_off.end(), off);
-  if (it == p.ovf_off.end() || *it != off) return;
-  p.ovf_cnt.erase(p.ovf_cnt.begin() + (it - p.ovf_off.begin()));
-  p.ovf_off.erase(it);
 }
 
 bool RefCounts::any_nonzero(std::uint64_t b, std::uint64_t len) const {
@@ -83,13 +122,16 @@ bool RefCounts::any_nonzero(std::uint64_t b, std::uint64_t len) const {
     auto lo = static_cast<std::uint32_t>(pg == b >> kPageShift ? b & (kPageBlocks - 1) : 0);
     auto hi = static_cast<std::uint32_t>(pg == last >> kPageShift ? (last & (kPageBlocks - 1)) + 1
                                                                    : kPageBlocks);
-    if (p->dense.empty()) {  // sparse entries are all non-zero
+    if (!p->bytes.empty()) {
+      for (std::uint32_t o = lo; o < hi; ++o)
+        if (p->bytes[o]) return true;
+    } else if (p->dense.empty()) {  // sparse entries are all non-zero
       auto it = std::lower_bound(p->sparse.begin(), p->sparse.end(), lo << 2);
       if (it != p->sparse.end() && (*it >> 2) < hi) return true;
-      continue;
+    } else {
+      for (std::uint32_t o = lo; o < hi; ++o)
+        if (p->get2(o)) return true;
     }
-    for (std::uint32_t o = lo; o < hi; ++o)
-      if (p->get(o)) return true;
   }
   return false;
 }
@@ -97,10 +139,7 @@ bool RefCounts::any_nonzero(std::uint64_t b, std::uint64_t len) const {
 std::uint32_t RefCounts::get(std::uint64_t b) const {
   const Page* p = find_page(b >> kPageShift);
   if (!p) return 0;
-  auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
-  unsigned small = p->get(off);
-  if (small < 3) return small;
-  return ext_get(*p, b, off);
+  return page_get(*p, b, static_cast<std::uint32_t>(b & (kPageBlocks - 1)));
 }
 
 void RefCounts::get_range(std::uint64_t begin, std::span<std::uint32_t> out) const {
@@ -110,20 +149,26 @@ void RefCounts::get_range(std::uint64_t begin, std::span<std::uint32_t> out) con
     const Page* p = find_page(b >> kPageShift);
     auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
     std::size_t n = std::min<std::size_t>(out.size() - i, kPageBlocks - off);
+    std::uint32_t* o = out.data() + i;
     if (!p) {
-      std::fill_n(out.begin() + static_cast<std::ptrdiff_t>(i), n, 0u);
+      std::fill_n(o, n, 0u);
+    } else if (!p->bytes.empty()) {
+      const std::uint8_t* v = p->bytes.data() + off;
+      for (std::size_t k = 0; k < n; ++k) o[k] = v[k];
+      for (std::size_t k = 0; k < n; ++k)
+        if (v[k] == Page::kFar) o[k] = overflow_.at(b + k);
     } else if (p->dense.empty()) {  // sparse: zeros, then the few entries in range
-      std::fill_n(out.begin() + static_cast<std::ptrdiff_t>(i), n, 0u);
+      std::fill_n(o, n, 0u);
       auto it = std::lower_bound(p->sparse.begin(), p->sparse.end(), off << 2);
       for (; it != p->sparse.end() && (*it >> 2) < off + n; ++it) {
-        std::uint32_t o = *it >> 2, small = *it & 3;
-        out[i + (o - off)] = small < 3 ? small : ext_get(*p, b + (o - off), o);
+        std::uint32_t at = *it >> 2;
+        o[at - off] = page_get(*p, b + (at - off), at);
       }
     } else {
       for (std::size_t k = 0; k < n; ++k) {
-        auto o = static_cast<std::uint32_t>(off + k);
-        unsigned small = p->get(o);
-        out[i + k] = small < 3 ? small : ext_get(*p, b + k, o);
+        auto at = static_cast<std::uint32_t>(off + k);
+        unsigned small = p->get2(at);
+        o[k] = small < 3 ? small : page_get(*p, b + k, at);
       }
     }
     i += n;
@@ -131,42 +176,59 @@ void RefCounts::get_range(std::uint64_t begin, std::span<std::uint32_t> out) con
 }
 
 void RefCounts::set(std::uint64_t b, std::uint32_t count) {
-  Page& p = page(b >> kPageShift);
-  auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
-  if (count >= 3)
-    ext_set(p, b, off, count);
-  else if (p.get(off) == 3)
-    ext_erase(p, b, off);
-  p.set(off, std::min<std::uint32_t>(count, 3));
+  page_set(page(b >> kPageShift), b, static_cast<std::uint32_t>(b & (kPageBlocks - 1)), count);
 }
 
 void RefCounts::inc(std::uint64_t b, std::uint32_t by) {
   if (!by) return;
   Page& p = page(b >> kPageShift);
   auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
-  unsigned small = p.get(off);
-  if (small == 3) {
-    ext_set(p, b, off, ext_get(p, b, off) + by);
-    return;
+  if (!p.bytes.empty() && by < Page::kFar) {
+    std::uint8_t& v = p.bytes[off];
+    if (v < Page::kFar - by) {
+      v = static_cast<std::uint8_t>(v + by);
+      return;
+    }
   }
-  std::uint32_t n = small + by;
-  if (n >= 3) {
-    ext_set(p, b, off, n);
-    p.set(off, 3);
-  } else {
-    p.set(off, n);
-  }
+  page_set(p, b, off, page_get(p, b, off) + by);
 }
 
 void RefCounts::inc_range(std::uint64_t b, std::uint64_t len, std::uint32_t by) {
-  for (std::uint64_t i = 0; i < len; ++i) inc(b + i, by);
+  if (!by) return;
+  while (len) {
+    Page& p = page(b >> kPageShift);
+    auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
+    auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(len, kPageBlocks - off));
+    for (std::uint32_t k = 0; k < n; ++k) {
+      std::uint32_t o = off + k;
+      if (!p.bytes.empty()) {
+        std::uint8_t& v = p.bytes[o];
+        if (by < Page::kFar && v < Page::kFar - by) {
+          v = static_cast<std::uint8_t>(v + by);
+          continue;
+        }
+      } else if (!p.dense.empty()) {  // 2 bits: add in place while the count stays < 3
+        std::uint64_t& w = p.dense[o / 32];
+        unsigned sh = 2 * (o % 32);
+        if (((w >> sh) & 3) + by < 3) {
+          w += std::uint64_t{by} << sh;
+          continue;
+        }
+      }
+      page_set(p, b + k, off + k, page_get(p, b + k, off + k) + by);
+    }
+    b += n;
+    len -= n;
+  }
 }
 
 std::uint64_t RefCounts::nr_overflow() const {
   // A block's count is >= 3 exactly when its 2-bit entry is 3.
   std::uint64_t n = 0;
   for (const auto& [idx, p] : pages_) {
-    if (p->dense.empty()) {
+    if (!p->bytes.empty()) {
+      for (std::uint8_t v : p->bytes) n += v >= 3;
+    } else if (p->dense.empty()) {
       for (std::uint32_t e : p->sparse) n += (e & 3) == 3;
     } else {
       for (std::uint64_t w : p->dense)
@@ -191,8 +253,13 @@ void RefCounts::add_capped(std::uint64_t b, std::uint64_t len, std::uint32_t by,
     auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
     std::uint64_t n = std::min<std::uint64_t>(len, kPageBlocks - off);
     for (std::uint32_t i = 0; i < n; ++i) {
-      unsigned c = p.get(off + i);
-      if (c < cap) p.set(off + i, static_cast<unsigned>(std::min<std::uint64_t>(c + by, cap)));
+      if (!p.bytes.empty()) {
+        std::uint8_t& v = p.bytes[off + i];
+        if (v < cap) v = static_cast<std::uint8_t>(std::min<std::uint64_t>(v + by, cap));
+        continue;
+      }
+      unsigned c = p.get2(off + i);
+      if (c < cap) p.set2(off + i, static_cast<unsigned>(std::min<std::uint64_t>(c + by, cap)));
     }
     b += n;
     len -= n;
@@ -206,8 +273,10 @@ std::uint64_t RefCounts::count_equal(std::uint64_t b, std::uint64_t len,
     const Page* p = find_page(b >> kPageShift);
     auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
     std::uint64_t n = std::min<std::uint64_t>(len, kPageBlocks - off);
-    if (p) {
-      for (std::uint32_t i = 0; i < n; ++i) found += p->get(off + i) == count;
+    if (p && !p->bytes.empty()) {
+      for (std::uint32_t i = 0; i < n; ++i) found += p->bytes[off + i] == count;
+    } else if (p) {
+      for (std::uint32_t i = 0; i < n; ++i) found += p->get2(off + i) == count;
     } else if (count == 0) {
       found += n;
     }
@@ -220,7 +289,9 @@ std::uint64_t RefCounts::count_equal(std::uint64_t b, std::uint64_t len,
 std::uint64_t RefCounts::nr_nonzero() const {
   std::uint64_t n = 0;
   for (const auto& [idx, p] : pages_) {
-    if (p->dense.empty()) {
+    if (!p->bytes.empty()) {
+      for (std::uint8_t v : p->bytes) n += v != 0;
+    } else if (p->dense.empty()) {
       n += p->sparse.size();
     } else {
       for (std::uint64_t w : p->dense) {
@@ -242,19 +313,18 @@ void RefCounts::for_each_nonzero(
   for (std::uint64_t i : idx) {
     const Page& p = *pages_.at(i);
     std::uint64_t base = i << kPageShift;
-    auto emit = [&](std::uint32_t off, unsigned small) {
-      std::uint64_t b = base + off;
-      fn(b, small < 3 ? small : ext_get(p, b, off));
-    };
-    if (p.dense.empty()) {
-      for (std::uint32_t e : p.sparse) emit(e >> 2, e & 3);
+    auto emit = [&](std::uint32_t off) { fn(base + off, page_get(p, base + off, off)); };
+    if (!p.bytes.empty()) {
+      for (std::uint32_t off = 0; off < kPageBlocks; ++off)
+        if (p.bytes[off]) emit(off);
+    } else if (p.dense.empty()) {
+      for (std::uint32_t e : p.sparse) emit(e >> 2);
     } else {
       for (std::size_t w = 0; w < p.dense.size(); ++w) {
         std::uint64_t word = p.dense[w];
         while (word) {
           unsigned bit = static_cast<unsigned>(__builtin_ctzll(word)) & ~1u;
-          emit(static_cast<std::uint32_t>(w * 32 + bit / 2),
-               static_cast<unsigned>((word >> bit) & 3));
+          emit(static_cast<std::uint32_t>(w * 32 + bit / 2));
           word &= ~(3ull << bit);
         }
       }
@@ -264,7 +334,7 @@ void RefCounts::for_each_nonzero(
 
 std::size_t RefCounts::memory_bytes() const {
   std::size_t n = pages_.size() * 48 + overflow_.size() * 40;
-  for (const auto& [i, p] : pages_) n += p->bytes();
+  for (const auto& [i, p] : pages_) n += p->bytes_used();
   return n;
 }
 

@@ -3,9 +3,9 @@
 // sparsely used. The space is cut into pages of 16384 blocks; a page is created on first
 // touch, starts sparse (a sorted array of (offset, count) entries) and turns dense (2 bits a
 // block) when the sparse form would be bigger. Counts that do not fit (>= 3) live beside the
-// page: a sorted list while few, a byte a block once many (snapshots make most counts >= 3),
-// and counts >= 258 in a global map. Memory therefore grows with the blocks actually
-// referenced, never beyond 2 bits + 1 byte a block, and not with the size of the space.
+// page in a sorted list while few; once many (snapshots make most counts >= 3) the page turns
+// into a byte a block, with counts >= 255 in a global map. Memory therefore grows with the
+// blocks actually referenced, never beyond ~1 byte a block, and not with the size of the space.
 #pragma once
 
 #include <cstdint>
@@ -56,26 +56,25 @@ class RefCounts {
   std::size_t memory_bytes() const;
 
  private:
-  // Sparse entries pack (offset << 2 | small count); dense is 2 bits a block.
+  // Sparse entries pack (offset << 2 | small count); dense is 2 bits a block; a small count of
+  // 3 means "see the overflow list". A page of many counts >= 3 keeps `bytes` alone.
   struct Page {
     static constexpr std::size_t kDenseWords = kPageBlocks / 32;
     static constexpr std::size_t kMaxSparse = kDenseWords * 2;  // same bytes as dense
+    static constexpr std::size_t kMaxSmallOverflow = 2048;      // 16 KiB, as much as `bytes`
+    static constexpr std::uint8_t kFar = 255;                   // in the global map
 
     std::vector<std::uint32_t> sparse;
     std::vector<std::uint64_t> dense;  // empty while sparse
-    // Counts >= 3: sorted (offset, count) pairs while few, then `wide` (count - 3 per block,
-    // kWideFar = in the global map).
-    static constexpr std::size_t kMaxSmallOverflow = 2048;  // 16 KiB, as much as `wide`
-    static constexpr std::uint8_t kWideFar = 255;
-    std::vector<std::uint32_t> ovf_off, ovf_cnt;
-    std::vector<std::uint8_t> wide;
+    std::vector<std::uint32_t> ovf_off, ovf_cnt;  // counts >= 3, sorted by offset
+    std::vector<std::uint8_t> bytes;   // non-empty: the whole page is here (kFar: global map)
 
-    unsigned get(std::uint32_t off) const {
+    unsigned get2(std::uint32_t off) const {
       if (!dense.empty()) return static_cast<unsigned>((dense[off / 32] >> (2 * (off % 32))) & 3);
       auto it = lower(off);
       return it != sparse.end() && (*it >> 2) == off ? (*it & 3) : 0;
     }
-    void set(std::uint32_t off, unsigned v) {
+    void set2(std::uint32_t off, unsigned v) {
       if (!dense.empty()) {
         std::uint64_t& w = dense[off / 32];
         unsigned sh = 2 * (off % 32);
@@ -112,20 +111,24 @@ class RefCounts {
       sparse.clear();
       sparse.shrink_to_fit();
     }
-    std::size_t bytes() const {
+    std::size_t bytes_used() const {
       return sparse.capacity() * 4 + dense.capacity() * 8 + ovf_off.capacity() * 8 +
-             wide.capacity() + sizeof(*this);
+             bytes.capacity() + sizeof(*this);
     }
   };
   Page& page(std::uint64_t index);
   const Page* find_page(std::uint64_t index) const;
-  std::uint32_t ext_get(const Page& p, std::uint64_t b, std::uint32_t off) const;
-  void ext_set(Page& p, std::uint64_t b, std::uint32_t off, std::uint32_t count);
-  void ext_erase(Page& p, std::uint64_t b, std::uint32_t off);
+  // A count in page p (b its block, off its offset in the page).
+  std::uint32_t page_get(const Page& p, std::uint64_t b, std::uint32_t off) const;
+  void page_set(Page& p, std::uint64_t b, std::uint32_t off, std::uint32_t count);
+  void to_bytes(Page& p, std::uint64_t base);
 
   std::uint64_t nr_blocks_;
   std::unordered_map<std::uint64_t, std::unique_ptr<Page>> pages_;
-  std::unordered_map<std::uint64_t, std::uint32_t> overflow_;  // counts >= 258 of wide pages
+  std::unordered_map<std::uint64_t, std::uint32_t> overflow_;  // counts >= 255 of byte pages
+  // The page last looked up: walks touch one page many times in a row.
+  mutable std::uint64_t last_index_ = ~0ull;
+  mutable Page* last_ = nullptr;
 };
 
 }  // namespace thinmeta::pdata

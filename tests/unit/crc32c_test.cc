@@ -26,10 +26,10 @@ TEST_P(Crc32cTest, ZeroBlockTail) {
 }
 
 TEST_P(Crc32cTest, UnalignedLengthsAgreeWithPortable) {
-  std::vector<unsigned char> d(1000);
+  std::vector<unsigned char> d(13000);
   for (std::size_t i = 0; i < d.size(); ++i) d[i] = static_cast<unsigned char>(i * 37 + 11);
   for (std::size_t off = 0; off < 9; ++off)
-    for (std::size_t len : {0u, 1u, 7u, 8u, 9u, 63u, 500u})
+    for (std::size_t len : {0u, 1u, 7u, 8u, 9u, 63u, 500u, 4079u, 4080u, 4092u, 8200u, 12289u})
       EXPECT_EQ(crc32c_update(0x12345678u, d.data() + off, len),
                 crc32c_update_portable(0x12345678u, d.data() + off, len));
 }

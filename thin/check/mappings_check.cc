@@ -39,15 +39,22 @@ class DeviceWalker final : public pdata::BtreeVisitor {
     std::uint32_t beyond = 0, newer = 0;
     std::uint64_t first_beyond = 0, first_newer = 0;
     BlockTime bt_beyond{}, bt_newer{};
+    // Data references go in runs of consecutive blocks (one inc_range each).
+    std::uint64_t run_begin = 0, run_len = 0;
     for (std::uint32_t i = 0; i < nr; ++i) {
       BlockTime bt = unpack_block_time(n.value64(i));
       if (bt.data_block >= ctx_.nr_data) {
         if (!beyond++) first_beyond = n.key(i), bt_beyond = bt;
+      } else if (run_len && bt.data_block == run_begin + run_len) {
+        ++run_len;
       } else {
-        ctx_.data_counts.inc(bt.data_block);
+        if (run_len) ctx_.data_counts.inc_range(run_begin, run_len);
+        run_begin = bt.data_block;
+        run_len = 1;
       }
       if (bt.time > roots_.time && !newer++) first_newer = n.key(i), bt_newer = bt;
     }
+    if (run_len) ctx_.data_counts.inc_range(run_begin, run_len);
     std::string dev = roots_.label + "thin device " + std::to_string(id_);
     if (beyond)
       ctx_.fatal(dev + " has " + std::to_string(beyond) + " mappings beyond the data device in " +

@@ -37,6 +37,10 @@ class RefCounts {
   std::uint32_t get(std::uint64_t b) const;
   // Adds `by` to each of blocks [b, b + len).
   void inc_range(std::uint64_t b, std::uint64_t len, std::uint32_t by = 1);
+  // Replaces the count c of each block of [b, b + len), in order, with fn(c): one pass for
+  // small state machines kept per block (e.g. thin_ls's "unseen / owned by device k / shared").
+  template <typename Fn>
+  void update_range(std::uint64_t b, std::uint64_t len, Fn&& fn);
   // Adds `by` to each block of [b, b + len), saturating at `cap` (at most 2, so nothing goes
   // to the overflow map): for "used once or more than once" questions over huge spaces.
   void add_capped(std::uint64_t b, std::uint64_t len, std::uint32_t by, std::uint32_t cap);
@@ -130,5 +134,41 @@ class RefCounts {
   mutable std::uint64_t last_index_ = ~0ull;
   mutable Page* last_ = nullptr;
 };
+
+template <typename Fn>
+void RefCounts::update_range(std::uint64_t b, std::uint64_t len, Fn&& fn) {
+  while (len) {
+    Page& p = page(b >> kPageShift);
+    auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
+    auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(len, kPageBlocks - off));
+    for (std::uint32_t k = 0; k < n; ++k) {
+      std::uint32_t o = off + k;
+      if (!p.bytes.empty() && p.bytes[o] != Page::kFar) {  // the common case: a byte
+        std::uint32_t v = fn(std::uint32_t{p.bytes[o]});
+        if (v < Page::kFar)
+          p.bytes[o] = static_cast<std::uint8_t>(v);
+        else
+          page_set(p, b + k, o, v);
+        continue;
+      }
+      if (!p.dense.empty()) {  // 2 bits: in place while the value stays < 3
+        std::uint64_t& w = p.dense[o / 32];
+        unsigned sh = 2 * (o % 32);
+        auto c = static_cast<std::uint32_t>((w >> sh) & 3);
+        if (c < 3) {
+          std::uint32_t v = fn(c);
+          if (v < 3)
+            w = (w & ~(3ull << sh)) | (std::uint64_t{v} << sh);
+          else
+            page_set(p, b + k, o, v);
+          continue;
+        }
+      }
+      page_set(p, b + k, o, fn(page_get(p, b + k, o)));
+    }
+    b += n;
+    len -= n;
+  }
+}
 
 }  // namespace thinmeta::pdata

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <future>
 #include <limits>
+#include <span>
 #include <unordered_map>
 #include <vector>
 
@@ -30,7 +31,8 @@ std::uint64_t sat_add(std::uint64_t a, std::uint64_t b) {
   return a > kMany - b ? kMany : a + b;
 }
 
-// A node reached by `weight` device paths; `owner` is the device when all come from one.
+// A node reached by `weight` device paths; `owner` is the device (its index) when all come
+// from one.
 struct Reach {
   std::uint64_t weight = 0;
   std::uint64_t owner = 0;
@@ -44,7 +46,7 @@ struct Internal {
   Reach reach;
   std::uint32_t indegree = 0;  // edges from other internal nodes
   std::uint32_t first_child = 0, nr_children = 0;  // into Graph::children
-  bool bottom = false;  // its children are leaves
+  unsigned height = 0;  // levels below it: 1 when its children are leaves
 };
 
 struct LeafRef {
@@ -52,13 +54,64 @@ struct LeafRef {
   Reach reach;
 };
 
+// Reads `addrs` in order, in batches, calling fn(index, node) on each valid node that is a
+// leaf when `leaves` (an internal node otherwise); damage stops the reading. The next batch
+// is read on a helper thread while this one is decoded.
+template <typename Fn>
+Result<> for_each_node(pdata::IoEngine& io, std::span<const BlockAddr> addrs, bool leaves,
+                       bool check_fill, Fn fn) {
+  constexpr std::size_t kBatch = 512;
+  struct Slot {
+    AlignedBuffer bufs{kBatch};
+    std::span<const BlockAddr> addrs;
+    std::vector<int> errs = std::vector<int>(kBatch);
+    std::future<void> done;
+  } slots[2];
+  auto start = [&](Slot& s, std::size_t i, bool async) {
+    s.addrs = addrs.subspan(i, std::min(kBatch, addrs.size() - i));
+    auto read = [&io, &s] {
+      io.read_many(s.addrs, s.bufs.data(), std::span<int>(s.errs.data(), s.addrs.size()));
+    };
+    if (async)
+      s.done = std::async(std::launch::async, read);
+    else
+      read();
+  };
+  if (addrs.empty()) return {};
+  start(slots[0], 0, false);
+  for (std::size_t i = 0, cur = 0; i < addrs.size(); i += kBatch, cur ^= 1) {
+    Slot& s = slots[cur];
+    if (s.done.valid()) s.done.get();
+    if (i + kBatch < addrs.size()) start(slots[cur ^ 1], i + kBatch, true);
+    for (std::size_t k = 0; k < s.addrs.size(); ++k) {
+      BlockAddr a = s.addrs[k];
+      const std::uint8_t* b = s.bufs.block(k);
+      if (s.errs[k] || a >= io.nr_blocks())
+        return std::unexpected(damage("read error (block " + std::to_string(a) + ")"));
+      if (auto bad = pdata::validate_block(b, a, pdata::BlockKind::kNode))
+        return std::unexpected(damage(*bad));
+      NodeView node(b);
+      if (auto bad = pdata::check_node_shape(node, a, kMappingValueSize))
+        return std::unexpected(damage(*bad));
+      if (node.is_leaf() != leaves)
+        return std::unexpected(damage("btree leaves at different depths (block " + std::to_string(a) + ")"));
+      if (check_fill && node.nr_entries() < node.max_entries() / 3)
+        return std::unexpected(damage("too few entries in non-root btree node (block " + std::to_string(a) + ")"));
+      fn(i + k, node);
+    }
+  }
+  return {};
+}
+
 class Graph {
  public:
   explicit Graph(pdata::IoEngine& io) : io_(io), buf_(1) {}
 
-  // Adds a device root; reads the internal nodes below it once each.
+  // Adds a device root (dev: the device's index); reads the internal nodes below it once
+  // each, a level at a time. A node's height (levels below it) is the same through every
+  // path: it is learnt once per root by following first children down to a leaf.
   Result<> add_root(std::uint64_t dev, BlockAddr root) {
-    THINMETA_CHECK(read(root, 0));
+    THINMETA_CHECK(read(root, false));
     NodeView n(buf_.data());
     if (n.is_leaf()) {
       leaves_.push_back({root, Reach{}});
@@ -66,7 +119,48 @@ class Graph {
       return {};
     }
     roots_.emplace_back(dev, root);
-    return discover(root);
+    if (nodes_.count(root)) return {};
+    if (n.nr_entries() == 0) {  // an empty root
+      nodes_[root];
+      return {};
+    }
+    unsigned height = 1;
+    for (BlockAddr c = n.value64(0);; ++height) {
+      if (height > 16) return std::unexpected(damage("btree too deep"));
+      THINMETA_CHECK(read(c, true));
+      NodeView k(buf_.data());
+      if (k.is_leaf()) break;
+      c = k.value64(0);
+    }
+    nodes_[root].height = height;
+    std::vector<BlockAddr> level{root};
+    bool is_root = true;
+    while (!level.empty()) {
+      std::vector<BlockAddr> next;
+      std::optional<Error> bad;
+      THINMETA_CHECK(for_each_node(io_, level, false, !is_root, [&](std::size_t i, const NodeView& k) {
+        Internal& node = nodes_.at(level[i]);
+        node.first_child = static_cast<std::uint32_t>(children_.size());
+        node.nr_children = k.nr_entries();
+        for (std::uint32_t j = 0; j < k.nr_entries(); ++j) children_.push_back(k.value64(j));
+        if (node.height == 1) return;
+        unsigned h = node.height - 1;
+        for (std::uint32_t j = 0; j < k.nr_entries(); ++j) {
+          auto [it, fresh] = nodes_.try_emplace(k.value64(j));
+          ++it->second.indegree;
+          if (fresh) {
+            it->second.height = h;
+            next.push_back(k.value64(j));
+          } else if (it->second.height != h && !bad) {
+            bad = damage("btree leaves at different depths (block " + std::to_string(k.value64(j)) + ")");
+          }
+        }
+      }));
+      if (bad) return std::unexpected(*bad);
+      level = std::move(next);
+      is_root = false;
+    }
+    return {};
   }
 
   // Propagates path counts top-down (Kahn's order) and returns every distinct leaf with its
@@ -84,7 +178,7 @@ class Graph {
       Internal& n = nodes_.at(a);
       for (std::uint32_t i = 0; i < n.nr_children; ++i) {
         BlockAddr c = children_[n.first_child + i];
-        if (n.bottom) {
+        if (n.height == 1) {
           leaves_.push_back({c, n.reach});
           continue;
         }
@@ -109,45 +203,11 @@ class Graph {
   }
 
  private:
-  Result<> read(BlockAddr b, unsigned depth) {
+  Result<> read(BlockAddr b, bool check_fill) {
     if (auto bad = pdata::read_node(io_, b, kMappingValueSize, buf_.data())) return std::unexpected(damage(*bad));
     NodeView n(buf_.data());
-    if (depth > 0 && n.nr_entries() < n.max_entries() / 3)
+    if (check_fill && n.nr_entries() < n.max_entries() / 3)
       return std::unexpected(damage("too few entries in non-root btree node (block " + std::to_string(b) + ")"));
-    return {};
-  }
-
-  // Reads the internal node at `addr` (not seen before) and, depth first, its internal
-  // descendants. Whether the children are leaves is learnt from the first one: in a btree
-  // all leaves are at one depth (the leaf pass checks it).
-  Result<> discover(BlockAddr addr) {
-    if (nodes_.count(addr)) return {};
-    std::vector<std::pair<BlockAddr, unsigned>> stack{{addr, 0}};
-    nodes_[addr];
-    while (!stack.empty()) {
-      auto [a, depth] = stack.back();
-      stack.pop_back();
-      if (depth > 16) return std::unexpected(damage("btree too deep"));
-      THINMETA_CHECK(read(a, depth));
-      NodeView n(buf_.data());
-      if (!n.is_internal())
-        return std::unexpected(damage("btree leaves at different depths (block " + std::to_string(a) + ")"));
-      Internal& node = nodes_[a];
-      if (n.nr_entries() == 0) continue;  // an empty root
-      node.first_child = static_cast<std::uint32_t>(children_.size());
-      node.nr_children = n.nr_entries();
-      for (std::uint32_t i = 0; i < n.nr_entries(); ++i) children_.push_back(n.value64(i));
-      BlockAddr first = children_[node.first_child];
-      THINMETA_CHECK(read(first, depth + 1));
-      node.bottom = NodeView(buf_.data()).is_leaf();
-      if (node.bottom) continue;
-      for (std::uint32_t i = 0; i < node.nr_children; ++i) {
-        BlockAddr c = children_[node.first_child + i];
-        auto [it, fresh] = nodes_.try_emplace(c);
-        ++it->second.indegree;
-        if (fresh) stack.emplace_back(c, depth + 1);
-      }
-    }
     return {};
   }
 
@@ -158,52 +218,6 @@ class Graph {
   std::vector<std::pair<std::uint64_t, BlockAddr>> roots_;
   std::vector<LeafRef> leaves_;
 };
-
-// Reads `leaves` in address order, in batches, calling fn(leaf) on each valid one. The next
-// batch is read on a helper thread while this one is decoded.
-template <typename Fn>
-Result<> for_each_leaf(pdata::IoEngine& io, const std::vector<LeafRef>& leaves, Fn fn) {
-  constexpr std::size_t kBatch = 512;
-  struct Slot {
-    AlignedBuffer bufs{kBatch};
-    std::vector<BlockAddr> addrs;
-    std::vector<int> errs = std::vector<int>(kBatch);
-    std::future<void> done;
-  } slots[2];
-  auto start = [&](Slot& s, std::size_t i, bool async) {
-    std::size_t n = std::min(kBatch, leaves.size() - i);
-    s.addrs.clear();
-    for (std::size_t k = 0; k < n; ++k) s.addrs.push_back(leaves[i + k].addr);
-    auto read = [&io, &s, n] { io.read_many(s.addrs, s.bufs.data(), std::span<int>(s.errs.data(), n)); };
-    if (async)
-      s.done = std::async(std::launch::async, read);
-    else
-      read();
-  };
-  if (leaves.empty()) return {};
-  start(slots[0], 0, false);
-  for (std::size_t i = 0, cur = 0; i < leaves.size(); i += kBatch, cur ^= 1) {
-    Slot& s = slots[cur];
-    if (s.done.valid()) s.done.get();
-    if (i + kBatch < leaves.size()) start(slots[cur ^ 1], i + kBatch, true);
-    std::size_t n = s.addrs.size();
-    for (std::size_t k = 0; k < n; ++k) {
-      BlockAddr a = s.addrs[k];
-      const std::uint8_t* b = s.bufs.block(k);
-      if (s.errs[k] || a >= io.nr_blocks())
-        return std::unexpected(damage("read error (block " + std::to_string(a) + ")"));
-      if (auto bad = pdata::validate_block(b, a, pdata::BlockKind::kNode))
-        return std::unexpected(damage(*bad));
-      NodeView node(b);
-      if (auto bad = pdata::check_node_shape(node, a, kMappingValueSize))
-        return std::unexpected(damage(*bad));
-      if (!node.is_leaf())
-        return std::unexpected(damage("btree leaves at different depths (block " + std::to_string(a) + ")"));
-      fn(leaves[i + k], node);
-    }
-  }
-  return {};
-}
 
 // Calls fn(data_begin, len) for each run of consecutive data blocks in a leaf.
 template <typename Fn>
@@ -260,23 +274,43 @@ Result<std::map<std::uint64_t, DeviceUsage>> pool_usage(pdata::IoEngine& io,
     }
   if (!opts.exclusive) return out;
 
+  // Devices by index (the owner a Reach records).
   Graph g(io);
-  for (auto& [id, root] : devs) THINMETA_CHECK(g.add_root(id, root));
+  for (std::size_t i = 0; i < devs.size(); ++i) THINMETA_CHECK(g.add_root(i, devs[i].second));
   THINMETA_TRY(std::vector<LeafRef> leaves, g.leaves());
 
-  // Pass 1: how many times each data block is mapped (0, 1, or 2 meaning "more").
-  pdata::RefCounts counts;
-  THINMETA_CHECK(for_each_leaf(io, leaves, [&](const LeafRef& l, const NodeView& n) {
-    std::uint32_t w = static_cast<std::uint32_t>(std::min<std::uint64_t>(l.reach.weight, 2));
-    data_runs(n, [&](std::uint64_t d, std::uint64_t len) { counts.add_capped(d, len, w, 2); });
+  // One pass over the distinct leaves. Each data block is unseen (0), mapped once so far by a
+  // leaf of device k that no other path reaches (k + 2), or mapped more than once (1);
+  // excl[k] counts the blocks in state k + 2.
+  pdata::RefCounts state;
+  std::vector<std::uint64_t> excl(devs.size());
+  std::vector<BlockAddr> addrs;
+  addrs.reserve(leaves.size());
+  for (const LeafRef& l : leaves) addrs.push_back(l.addr);
+  THINMETA_CHECK(for_each_node(io, addrs, true, false, [&](std::size_t i, const NodeView& n) {
+    const Reach& r = leaves[i].reach;
+    if (r.weight == 1) {
+      auto own = static_cast<std::uint32_t>(r.owner + 2);
+      data_runs(n, [&](std::uint64_t d, std::uint64_t len) {
+        state.update_range(d, len, [&](std::uint32_t c) -> std::uint32_t {
+          if (c == 0) {
+            ++excl[own - 2];
+            return own;
+          }
+          if (c >= 2) --excl[c - 2];
+          return 1;
+        });
+      });
+    } else {
+      data_runs(n, [&](std::uint64_t d, std::uint64_t len) {
+        state.update_range(d, len, [&](std::uint32_t c) -> std::uint32_t {
+          if (c >= 2) --excl[c - 2];
+          return 1;
+        });
+      });
+    }
   }));
-  // Pass 2: a leaf reached once belongs to one device; count its blocks mapped once.
-  std::erase_if(leaves, [](const LeafRef& l) { return l.reach.weight != 1; });
-  THINMETA_CHECK(for_each_leaf(io, leaves, [&](const LeafRef& l, const NodeView& n) {
-    std::uint64_t found = 0;
-    data_runs(n, [&](std::uint64_t d, std::uint64_t len) { found += counts.count_equal(d, len, 1); });
-    out[l.reach.owner].exclusive_blocks += found;
-  }));
+  for (std::size_t i = 0; i < devs.size(); ++i) out[devs[i].first].exclusive_blocks = excl[i];
   return out;
 }
 

@@ -118,3 +118,25 @@ TEST(RefCounts, SnapshotSharedRegionUsesAByteABlock) {
   EXPECT_EQ(moved.get(12345), 4u);
   EXPECT_EQ(rc.get(12345), 0u);  // NOLINT(bugprone-use-after-move): moved-from is empty
 }
+
+TEST(RefCounts, UpdateRangeAppliesAStateMachineOncePerBlock) {
+  RefCounts rc(1ull << 32);
+  std::map<std::uint64_t, std::uint32_t> model;
+  std::mt19937_64 rng(5);
+  auto step = [](std::uint32_t c, std::uint32_t tag) { return c == 0 ? tag : 1; };
+  for (int i = 0; i < 30000; ++i) {
+    // Dense near 0 (byte pages), sparse far away; tags up to 600 reach the global map.
+    std::uint64_t b = (i % 4 == 0) ? rng() % (1ull << 32) : rng() % (2 * RefCounts::kPageBlocks);
+    std::uint64_t len = 1 + rng() % 30;
+    auto tag = static_cast<std::uint32_t>(2 + rng() % (i % 7 == 0 ? 600 : 5));
+    std::uint64_t calls = 0;
+    rc.update_range(b, len, [&](std::uint32_t c) {
+      ++calls;
+      return step(c, tag);
+    });
+    ASSERT_EQ(calls, len);
+    for (std::uint64_t k = 0; k < len; ++k) model[b + k] = step(model[b + k], tag);
+  }
+  for (auto& [b, c] : model) ASSERT_EQ(rc.get(b), c) << b;
+  EXPECT_EQ(rc.nr_nonzero(), model.size());
+}

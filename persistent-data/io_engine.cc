@@ -27,6 +27,7 @@ EngineKind engine_from_env() {
   std::string s(e);
   if (s == "sync") return EngineKind::kSync;
   if (s == "aio") return EngineKind::kAio;
+  if (s == "libaio") return EngineKind::kLibaio;
   return EngineKind::kAuto;
 }
 

@@ -31,7 +31,9 @@ class IoEngine {
   Result<> write(BlockAddr addr, const std::uint8_t* buf);
 };
 
-enum class EngineKind { kAuto, kSync, kAio };
+// kAio: asynchronous O_DIRECT reads, io_uring where the kernel allows it, else libaio;
+// kLibaio: libaio only.
+enum class EngineKind { kAuto, kSync, kAio, kLibaio };
 
 struct OpenOptions {
   bool writable = false;
@@ -46,7 +48,7 @@ Result<std::unique_ptr<IoEngine>> open_engine(const std::string& path, const Ope
 // In-memory engine for tests and for building images before they are written.
 std::unique_ptr<IoEngine> make_memory_engine(BlockAddr nr_blocks);
 
-// The engine selected by $THINMETA_IO_ENGINE ("sync", "aio"), or kAuto.
+// The engine selected by $THINMETA_IO_ENGINE ("sync", "aio", "libaio"), or kAuto.
 EngineKind engine_from_env();
 
 }  // namespace thinmeta::pdata

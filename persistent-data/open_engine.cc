@@ -12,6 +12,7 @@
 #include "persistent-data/aio_engine.h"
 #include "persistent-data/io_engine.h"
 #include "persistent-data/sync_engine.h"
+#include "persistent-data/uring_engine.h"
 
 namespace thinmeta::pdata {
 
@@ -26,15 +27,15 @@ Result<std::unique_ptr<IoEngine>> open_engine(const std::string& path, const Ope
   if (!is_blk && !S_ISREG(st.st_mode))
     return fail(Errc::kInvalidArgument, "Not a block device or regular file '" + path + "'.");
 
-  // Engine: libaio with O_DIRECT for block devices (bypass the page cache: the kernel may be
-  // writing the device); pread through the page cache for image files. THINMETA_IO_ENGINE
-  // (or OpenOptions::engine) forces one; aio on a file uses O_DIRECT when the file system
-  // allows it.
+  // Engine: asynchronous O_DIRECT for block devices (bypass the page cache: the kernel may be
+  // writing the device), io_uring or else libaio; pread through the page cache for image
+  // files. THINMETA_IO_ENGINE (or OpenOptions::engine) forces one; aio on a file uses
+  // O_DIRECT when the file system allows it.
   EngineKind kind = opts.engine == EngineKind::kAuto ? engine_from_env() : opts.engine;
   if (kind == EngineKind::kAuto) kind = is_blk ? EngineKind::kAio : EngineKind::kSync;
   int flags = (opts.writable ? O_RDWR : O_RDONLY) | O_CLOEXEC;
   if (is_blk && opts.exclusive) flags |= O_EXCL;
-  bool direct = is_blk || kind == EngineKind::kAio;
+  bool direct = is_blk || kind == EngineKind::kAio || kind == EngineKind::kLibaio;
   int fd = ::open(path.c_str(), direct ? flags | O_DIRECT : flags);
   if (fd < 0 && direct && errno == EINVAL && !is_blk)  // file system without O_DIRECT
     fd = ::open(path.c_str(), flags);
@@ -53,6 +54,8 @@ Result<std::unique_ptr<IoEngine>> open_engine(const std::string& path, const Ope
     return fail(Errc::kIo, "Couldn't get the size of '" + path + "': " + std::strerror(e));
   }
   if (kind == EngineKind::kAio)
+    if (auto uring = make_uring_engine(fd, size, kDefaultQueueDepth)) return uring;
+  if (kind == EngineKind::kAio || kind == EngineKind::kLibaio)
     if (auto aio = make_aio_engine(fd, size)) return aio;
   return make_sync_engine(fd, size);
 }

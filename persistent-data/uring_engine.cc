@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "persistent-data/uring_engine.h"
+
+#include <linux/io_uring.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+namespace thinmeta::pdata {
+namespace {
+
+constexpr std::size_t kMaxRunBlocks = 64;  // 256 KiB per request at most, as with libaio
+
+struct Req {
+  std::size_t first;  // index into the caller's arrays
+  std::size_t nr;     // blocks
+  BlockAddr block;
+  int err;
+};
+
+// Runs of consecutive addresses, each one request.
+std::vector<Req> merge(std::span<const BlockAddr> addrs, BlockAddr nr_blocks) {
+  std::vector<Req> reqs;
+  std::size_t i = 0;
+  while (i < addrs.size()) {
+    std::size_t j = i + 1;
+    if (addrs[i] < nr_blocks)
+      while (j < addrs.size() && addrs[j] == addrs[j - 1] + 1 && addrs[j] < nr_blocks &&
+             j - i < kMaxRunBlocks)
+        ++j;
+    reqs.push_back(Req{i, j - i, addrs[i], addrs[i] < nr_blocks ? 0 : EINVAL});
+    i = j;
+  }
+  return reqs;
+}
+
+class UringEngine final : public IoEngine {
+ public:
+  UringEngine(int fd, std::uint64_t size, int ring, const io_uring_params& p)
+      : fd_(fd), nr_(size / kBlockSize), ring_(ring), depth_(p.sq_entries) {}
+  ~UringEngine() override {
+    if (fd_ >= 0) ::close(fd_);
+    if (sq_ptr_ != MAP_FAILED) ::munmap(sq_ptr_, sq_size_);
+    if (cq_ptr_ != MAP_FAILED && cq_ptr_ != sq_ptr_) ::munmap(cq_ptr_, cq_size_);
+    if (sqes_ != MAP_FAILED) ::munmap(sqes_, sqes_size_);
+    ::close(ring_);
+  }
+  void release_fd() { fd_ = -1; }
+
+  bool map(const io_uring_params& p) {
+    sq_size_ = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+    cq_size_ = p.cq_off.cqes + p.cq_entries * sizeof(io_uring_cqe);
+    bool single = p.features & IORING_FEAT_SINGLE_MMAP;
+    if (single) sq_size_ = cq_size_ = std::max(sq_size_, cq_size_);
+    sq_ptr_ = ::mmap(nullptr, sq_size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring_,
+                     IORING_OFF_SQ_RING);
+    if (sq_ptr_ == MAP_FAILED) return false;
+    cq_ptr_ = single ? sq_ptr_
+                     : ::mmap(nullptr, cq_size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                              ring_, IORING_OFF_CQ_RING);
+    if (cq_ptr_ == MAP_FAILED) return false;
+    sqes_size_ = p.sq_entries * sizeof(io_uring_sqe);
+    sqes_ = ::mmap(nullptr, sqes_size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring_,
+                   IORING_OFF_SQES);
+    if (sqes_ == MAP_FAILED) return false;
+    auto sq = static_cast<char*>(sq_ptr_);
+    auto cq = static_cast<char*>(cq_ptr_);
+    sq_head_ = reinterpret_cast<unsigned*>(sq + p.sq_off.head);
+    sq_tail_ = reinterpret_cast<unsigned*>(sq + p.sq_off.tail);
+    sq_mask_ = *reinterpret_cast<unsigned*>(sq + p.sq_off.ring_mask);
+    sq_array_ = reinterpret_cast<unsigned*>(sq + p.sq_off.array);
+    cq_head_ = reinterpret_cast<unsigned*>(cq + p.cq_off.head);
+    cq_tail_ = reinterpret_cast<unsigned*>(cq + p.cq_off.tail);
+    cq_mask_ = *reinterpret_cast<unsigned*>(cq + p.cq_off.ring_mask);
+    cqes_ = reinterpret_cast<io_uring_cqe*>(cq + p.cq_off.cqes);
+    return true;
+  }
+
+  BlockAddr nr_blocks() const override { return nr_; }
+
+  void read_many(std::span<const BlockAddr> addrs, std::uint8_t* bufs,
+                 std::span<int> errs) override {
+    std::lock_guard<std::mutex> lock(mu_);  // walks read ahead on a helper thread
+    std::vector<Req> reqs = merge(addrs, nr_);
+    run(reqs, bufs, /*write=*/false);
+    for (const Req& r : reqs)
+      for (std::size_t k = 0; k < r.nr; ++k) errs[r.first + k] = r.err;
+  }
+
+  Result<> write_many(std::span<const BlockAddr> addrs, const std::uint8_t* bufs) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (BlockAddr a : addrs)
+      if (a >= nr_)
+        return fail(Errc::kNoSpace, "write beyond the end of the metadata device (block " +
+                                        std::to_string(a) + ")");
+    std::vector<Req> reqs = merge(addrs, nr_);
+    run(reqs, const_cast<std::uint8_t*>(bufs), /*write=*/true);
+    for (const Req& r : reqs)
+      if (r.err)
+        return fail(Errc::kIo, "write of metadata block " + std::to_string(r.block) +
+                                   " failed: " + std::strerror(r.err));
+    return {};
+  }
+
+  Result<> flush() override {
+    if (::fsync(fd_) != 0 && errno != EINVAL)
+      return fail(Errc::kIo, std::string("flush failed: ") + std::strerror(errno));
+    return {};
+  }
+
+ private:
+  int enter(unsigned to_submit, unsigned min_complete) {
+    return static_cast<int>(::syscall(__NR_io_uring_enter, ring_, to_submit, min_complete,
+                                      IORING_ENTER_GETEVENTS, nullptr, 0));
+  }
+
+  // Keeps up to depth_ requests in flight until all are done. Short transfers are errors (EIO).
+  void run(std::vector<Req>& reqs, std::uint8_t* bufs, bool write) {
+    if (reqs.size() < 2) {  // a lone request: pread/pwrite
+      for (Req& r : reqs)
+        if (!r.err) run_sync(r, bufs, write);
+      return;
+    }
+    std::size_t next = 0, in_flight = 0;  // in_flight: taken by the kernel, not completed
+    unsigned unsubmitted = 0;              // in the submission ring, not taken yet
+    while (next < reqs.size() || in_flight || unsubmitted) {
+      unsigned tail = *sq_tail_;
+      while (next < reqs.size() && in_flight + unsubmitted < depth_) {
+        Req& r = reqs[next++];
+        if (r.err) continue;  // beyond the device
+        unsigned idx = tail & sq_mask_;
+        io_uring_sqe& e = static_cast<io_uring_sqe*>(sqes_)[idx];
+        std::memset(&e, 0, sizeof(e));
+        e.opcode = write ? IORING_OP_WRITE : IORING_OP_READ;
+        e.fd = fd_;
+        e.addr = reinterpret_cast<std::uint64_t>(bufs + r.first * kBlockSize);
+        e.len = static_cast<std::uint32_t>(r.nr * kBlockSize);
+        e.off = r.block * kBlockSize;
+        e.user_data = reinterpret_cast<std::uint64_t>(&r);
+        sq_array_[idx] = idx;
+        ++tail;
+        ++unsubmitted;
+      }
+      __atomic_store_n(sq_tail_, tail, __ATOMIC_RELEASE);
+      if (!in_flight && !unsubmitted) break;
+      int n = enter(unsubmitted, 1);  // submits, then waits for one completion
+      if (n >= 0) {
+        in_flight += static_cast<unsigned>(n);
+        unsubmitted -= static_cast<unsigned>(n);
+      } else if (errno != EINTR && errno != EAGAIN && errno != EBUSY) {
+        // Nothing was taken: withdraw the queued entries and fail their requests.
+        int e = errno;
+        unsigned head = __atomic_load_n(sq_head_, __ATOMIC_ACQUIRE);
+        for (unsigned t = head; t != tail; ++t)
+          reinterpret_cast<Req*>(static_cast<io_uring_sqe*>(sqes_)[t & sq_mask_].user_data)->err = e;
+        __atomic_store_n(sq_tail_, head, __ATOMIC_RELEASE);
+        unsubmitted = 0;
+        for (std::size_t k = next; k < reqs.size(); ++k) reqs[k].err = e;
+        next = reqs.size();
+        while (in_flight) {  // the buffers of requests in flight are the caller's
+          if (enter(0, 1) < 0 && errno != EINTR) break;
+          reap(in_flight);
+        }
+        return;
+      }
+      reap(in_flight);
+    }
+  }
+
+  void reap(std::size_t& in_flight) {
+    unsigned head = *cq_head_;
+    unsigned tail = __atomic_load_n(cq_tail_, __ATOMIC_ACQUIRE);
+    for (; head != tail; ++head) {
+      const io_uring_cqe& c = cqes_[head & cq_mask_];
+      Req* r = reinterpret_cast<Req*>(c.user_data);
+      if (c.res < 0)
+        r->err = -c.res;
+      else if (static_cast<std::size_t>(c.res) != r->nr * kBlockSize)
+        r->err = EIO;
+      --in_flight;
+    }
+    __atomic_store_n(cq_head_, head, __ATOMIC_RELEASE);
+  }
+
+  void run_sync(Req& r, std::uint8_t* bufs, bool write) {
+    std::uint8_t* p = bufs + r.first * kBlockSize;
+    std::size_t len = r.nr * kBlockSize, got = 0;
+    auto off = static_cast<off_t>(r.block * kBlockSize);
+    while (got < len) {
+      ssize_t n = write ? ::pwrite(fd_, p + got, len - got, off + static_cast<off_t>(got))
+                        : ::pread(fd_, p + got, len - got, off + static_cast<off_t>(got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        r.err = n < 0 ? errno : EIO;
+        return;
+      }
+      got += static_cast<std::size_t>(n);
+    }
+  }
+
+  int fd_;
+  BlockAddr nr_;
+  int ring_;
+  unsigned depth_;
+  void* sq_ptr_ = MAP_FAILED;
+  void* cq_ptr_ = MAP_FAILED;
+  void* sqes_ = MAP_FAILED;
+  std::size_t sq_size_ = 0, cq_size_ = 0, sqes_size_ = 0;
+  unsigned *sq_head_ = nullptr, *sq_tail_ = nullptr, *sq_array_ = nullptr;
+  unsigned *cq_head_ = nullptr, *cq_tail_ = nullptr;
+  unsigned sq_mask_ = 0, cq_mask_ = 0;
+  io_uring_cqe* cqes_ = nullptr;
+  std::mutex mu_;  // one batch at a time: the rings are shared
+};
+
+}  // namespace
+
+std::unique_ptr<IoEngine> make_uring_engine(int fd, std::uint64_t size_bytes, unsigned queue_depth) {
+  io_uring_params p;
+  std::memset(&p, 0, sizeof(p));
+  int ring = static_cast<int>(::syscall(__NR_io_uring_setup, queue_depth, &p));
+  if (ring < 0) return nullptr;
+  auto e = std::make_unique<UringEngine>(fd, size_bytes, ring, p);
+  if (!e->map(p)) {
+    e->release_fd();  // the caller keeps it
+    return nullptr;
+  }
+  return e;
+}
+
+}  // namespace thinmeta::pdata

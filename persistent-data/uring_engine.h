@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// The io_uring engine (raw system calls, no liburing): the libaio engine's request merging and
+// queue depth, without libaio's exit cost (a process that had an aio context waits for two RCU
+// grace periods, 30-40 ms on small VMs, when it exits; an io_uring is torn down asynchronously).
+#pragma once
+
+#include <memory>
+
+#include "persistent-data/io_engine.h"
+
+namespace thinmeta::pdata {
+
+// Takes ownership of fd on success; returns nullptr (fd untouched) if the kernel has no
+// io_uring (old kernel, seccomp, kernel.io_uring_disabled).
+std::unique_ptr<IoEngine> make_uring_engine(int fd, std::uint64_t size_bytes, unsigned queue_depth);
+
+}  // namespace thinmeta::pdata

@@ -37,7 +37,7 @@ class Walker {
     if (err)
       return v_.damage({root, ctx.range, std::string("read error: ") + std::strerror(err) +
                                              range_str(root)});
-    return visit_kids(std::span<const NodeContext>(&ctx, 1), buf.data(), &err);
+    return visit_kids(std::span<const NodeContext>(&ctx, 1), buf.data(), &err, nullptr);
   }
 
  private:
@@ -52,14 +52,18 @@ class Walker {
     std::vector<Expanded> group;
     std::vector<BlockAddr> addrs;
     std::vector<int> errs;
+    std::vector<std::uint8_t> verified;  // checksum and self address already checked
     AlignedBuffer* bufs = nullptr;
     std::future<void> done;  // valid while the read runs on the helper thread
   };
 
-  // Everything that makes a node unusable, as Damage.
-  std::optional<Damage> check(const NodeContext& ctx, const std::uint8_t* block) const {
+  // Everything that makes a node unusable, as Damage. `verified`: validate_block() passed
+  // already (on the thread that read it).
+  std::optional<Damage> check(const NodeContext& ctx, const std::uint8_t* block,
+                              bool verified = false) const {
     auto bad = [&](std::string what) { return Damage{ctx.addr, ctx.range, std::move(what)}; };
-    if (auto d = validate_block(block, ctx.addr, BlockKind::kNode)) return bad(*d);
+    if (!verified)
+      if (auto d = validate_block(block, ctx.addr, BlockKind::kNode)) return bad(*d);
     NodeView n(block);
     if (auto d = check_node_shape(n, ctx.addr, opts_.leaf_value_size)) return bad(*d);
     std::uint32_t nr = n.nr_entries();
@@ -94,9 +98,11 @@ class Walker {
     }
   }
 
-  // Visits nodes already read (kids[i] is at base + i * kBlockSize, errs[i] its read status),
-  // in order. Runs of internal siblings are expanded together.
-  Flow visit_kids(std::span<const NodeContext> kids, const std::uint8_t* base, const int* errs) {
+  // Visits nodes already read (kids[i] is at base + i * kBlockSize, errs[i] its read status,
+  // verified[i] (if given) whether its checksum is known good), in order. Runs of internal
+  // siblings are expanded together.
+  Flow visit_kids(std::span<const NodeContext> kids, const std::uint8_t* base, const int* errs,
+                  const std::uint8_t* verified) {
     std::size_t i = 0;
     while (i < kids.size()) {
       const std::uint8_t* block = base + i * kBlockSize;
@@ -108,7 +114,7 @@ class Walker {
         ++i;
         continue;
       }
-      if (auto d = check(kids[i], block)) {
+      if (auto d = check(kids[i], block, verified && verified[i])) {
         if (v_.damage(*d) == Flow::kStop) return Flow::kStop;
         ++i;
         continue;
@@ -180,7 +186,13 @@ class Walker {
   void start_read(Batch& b, bool async) {
     if (b.addrs.empty()) return;
     // Engines serialise concurrent batches (visitors may read too, e.g. space map bitmaps).
-    auto read = [this, &b] { io_.read_many(b.addrs, b.bufs->data(), b.errs); };
+    // Checksums are verified on the reading thread: the visiting thread has the rest to do.
+    b.verified.assign(b.addrs.size(), 0);
+    auto read = [this, &b] {
+      io_.read_many(b.addrs, b.bufs->data(), b.errs);
+      for (std::size_t k = 0; k < b.addrs.size(); ++k)
+        b.verified[k] = !b.errs[k] && !validate_block(b.bufs->block(k), b.addrs[k], BlockKind::kNode);
+    };
     if (async)
       b.done = std::async(std::launch::async, read);
     else
@@ -196,7 +208,8 @@ class Walker {
         if (v_.damage(d) == Flow::kStop) return Flow::kStop;
       path_.push_back(e.ctx.addr);
       Flow f = e.kids.empty() ? Flow::kContinue
-                              : visit_kids(e.kids, b.bufs->block(off), b.errs.data() + off);
+                              : visit_kids(e.kids, b.bufs->block(off), b.errs.data() + off,
+                                           b.verified.data() + off);
       path_.pop_back();
       if (f == Flow::kStop) return Flow::kStop;
       off += e.kids.size();

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <future>
 #include <limits>
+#include <optional>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -65,12 +66,17 @@ Result<> for_each_node(pdata::IoEngine& io, std::span<const BlockAddr> addrs, bo
     AlignedBuffer bufs{kBatch};
     std::span<const BlockAddr> addrs;
     std::vector<int> errs = std::vector<int>(kBatch);
+    std::vector<std::optional<std::string>> bad = std::vector<std::optional<std::string>>(kBatch);
     std::future<void> done;
   } slots[2];
   auto start = [&](Slot& s, std::size_t i, bool async) {
     s.addrs = addrs.subspan(i, std::min(kBatch, addrs.size() - i));
+    // Checksums are verified on the reading thread: the decoding thread has the rest to do.
     auto read = [&io, &s] {
       io.read_many(s.addrs, s.bufs.data(), std::span<int>(s.errs.data(), s.addrs.size()));
+      for (std::size_t k = 0; k < s.addrs.size(); ++k)
+        if (!s.errs[k])
+          s.bad[k] = pdata::validate_block(s.bufs.block(k), s.addrs[k], pdata::BlockKind::kNode);
     };
     if (async)
       s.done = std::async(std::launch::async, read);
@@ -88,8 +94,7 @@ Result<> for_each_node(pdata::IoEngine& io, std::span<const BlockAddr> addrs, bo
       const std::uint8_t* b = s.bufs.block(k);
       if (s.errs[k] || a >= io.nr_blocks())
         return std::unexpected(damage("read error (block " + std::to_string(a) + ")"));
-      if (auto bad = pdata::validate_block(b, a, pdata::BlockKind::kNode))
-        return std::unexpected(damage(*bad));
+      if (s.bad[k]) return std::unexpected(damage(*s.bad[k]));
       NodeView node(b);
       if (auto bad = pdata::check_node_shape(node, a, kMappingValueSize))
         return std::unexpected(damage(*bad));

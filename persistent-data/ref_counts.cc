@@ -65,7 +65,11 @@ void RefCounts::to_bytes(Page& p, std::uint64_t base) {
   if (p.dense.empty()) {
     for (std::uint32_t e : p.sparse) put(e >> 2, e & 3);
   } else {
-    for (std::uint32_t off = 0; off < kPageBlocks; ++off) put(off, p.get2(off));
+    for (std::size_t w = 0; w < p.dense.size(); ++w) {
+      std::uint64_t word = p.dense[w];
+      std::uint8_t* out = bytes.data() + w * 32;
+      for (unsigned k = 0; k < 32; ++k) out[k] = static_cast<std::uint8_t>((word >> (2 * k)) & 3);
+    }
   }
   for (std::size_t k = 0; k < p.ovf_off.size(); ++k) {
     std::uint32_t c = p.ovf_cnt[k];
@@ -199,23 +203,26 @@ void RefCounts::inc_range(std::uint64_t b, std::uint64_t len, std::uint32_t by) 
     Page& p = page(b >> kPageShift);
     auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
     auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(len, kPageBlocks - off));
-    for (std::uint32_t k = 0; k < n; ++k) {
-      std::uint32_t o = off + k;
-      if (!p.bytes.empty()) {
-        std::uint8_t& v = p.bytes[o];
-        if (by < Page::kFar && v < Page::kFar - by) {
-          v = static_cast<std::uint8_t>(v + by);
-          continue;
-        }
-      } else if (!p.dense.empty()) {  // 2 bits: add in place while the count stays < 3
-        std::uint64_t& w = p.dense[o / 32];
-        unsigned sh = 2 * (o % 32);
-        if (((w >> sh) & 3) + by < 3) {
+    std::uint32_t k = 0;
+    while (k < n) {
+      // Tight loops while the page's form allows an in-place add; one general step otherwise.
+      if (!p.bytes.empty() && by < Page::kFar) {
+        std::uint8_t* v = p.bytes.data() + off;
+        const auto lim = static_cast<std::uint8_t>(Page::kFar - by);
+        while (k < n && v[k] < lim) v[k] = static_cast<std::uint8_t>(v[k] + by), ++k;
+      } else if (!p.dense.empty() && by < 3) {
+        std::uint64_t* d = p.dense.data();
+        for (; k < n; ++k) {
+          std::uint32_t o = off + k;
+          std::uint64_t& w = d[o / 32];
+          unsigned sh = 2 * (o % 32);
+          if (((w >> sh) & 3) + by >= 3) break;
           w += std::uint64_t{by} << sh;
-          continue;
         }
       }
+      if (k == n) break;
       page_set(p, b + k, off + k, page_get(p, b + k, off + k) + by);
+      ++k;
     }
     b += n;
     len -= n;

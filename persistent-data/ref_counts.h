@@ -65,7 +65,7 @@ class RefCounts {
   struct Page {
     static constexpr std::size_t kDenseWords = kPageBlocks / 32;
     static constexpr std::size_t kMaxSparse = kDenseWords * 2;  // same bytes as dense
-    static constexpr std::size_t kMaxSmallOverflow = 2048;      // 16 KiB, as much as `bytes`
+    static constexpr std::size_t kMaxSmallOverflow = 256;  // then `bytes`: cheaper to update
     static constexpr std::uint8_t kFar = 255;                   // in the global map
 
     std::vector<std::uint32_t> sparse;

@@ -55,6 +55,7 @@ class DeviceWalker final : public pdata::BtreeVisitor {
       if (bt.time > roots_.time && !newer++) first_newer = n.key(i), bt_newer = bt;
     }
     if (run_len) ctx_.data_counts.inc_range(run_begin, run_len);
+    if (!beyond && !newer) return Flow::kContinue;
     std::string dev = roots_.label + "thin device " + std::to_string(id_);
     if (beyond)
       ctx_.fatal(dev + " has " + std::to_string(beyond) + " mappings beyond the data device in " +

@@ -211,13 +211,25 @@ void RefCounts::inc_range(std::uint64_t b, std::uint64_t len, std::uint32_t by) 
         const auto lim = static_cast<std::uint8_t>(Page::kFar - by);
         while (k < n && v[k] < lim) v[k] = static_cast<std::uint8_t>(v[k] + by), ++k;
       } else if (!p.dense.empty() && by < 3) {
-        std::uint64_t* d = p.dense.data();
-        for (; k < n; ++k) {
+        // A word (32 entries) at a time: m has the low bit of each entry in range; the add
+        // is safe when no entry would reach 3 (by 1: none >= 2; by 2: all 0).
+        constexpr std::uint64_t kLow = 0x5555555555555555ull;
+        while (k < n) {
           std::uint32_t o = off + k;
-          std::uint64_t& w = d[o / 32];
-          unsigned sh = 2 * (o % 32);
-          if (((w >> sh) & 3) + by >= 3) break;
-          w += std::uint64_t{by} << sh;
+          unsigned first = o % 32;
+          unsigned cnt = std::min<std::uint32_t>(32 - first, n - k);
+          std::uint64_t m = (cnt == 32 ? kLow : ((1ull << (2 * cnt)) - 1) & kLow) << (2 * first);
+          std::uint64_t& w = p.dense[o / 32];
+          std::uint64_t fail = (by == 1 ? (w >> 1) : (w | (w >> 1))) & m;
+          if (fail) {  // add up to the first entry that would overflow, then the slow step
+            auto bit = static_cast<unsigned>(__builtin_ctzll(fail));
+            std::uint64_t ok = m & ((1ull << bit) - 1);
+            w += by == 1 ? ok : ok << 1;
+            k += bit / 2 - first;
+            break;
+          }
+          w += by == 1 ? m : m << 1;
+          k += cnt;
         }
       }
       if (k == n) break;

@@ -140,3 +140,29 @@ TEST(RefCounts, UpdateRangeAppliesAStateMachineOncePerBlock) {
   for (auto& [b, c] : model) ASSERT_EQ(rc.get(b), c) << b;
   EXPECT_EQ(rc.nr_nonzero(), model.size());
 }
+
+TEST(RefCounts, IncRangeOnTwoBitPagesStopsAtEachOverflow) {
+  // Dense pages of counts 0-2 (a word at a time in inc_range) with adds of 1 and 2 that push
+  // some entries to >= 3 mid-word.
+  RefCounts rc(1 << 16);
+  std::vector<std::uint32_t> model(1 << 16);
+  std::mt19937_64 rng(3);
+  for (std::uint64_t b = 0; b < model.size(); ++b) {
+    model[b] = static_cast<std::uint32_t>(rng() % 3);
+    rc.set(b, model[b]);
+  }
+  for (int i = 0; i < 3000; ++i) {
+    std::uint64_t b = rng() % (model.size() - 100);
+    std::uint64_t len = 1 + rng() % 90;
+    auto by = static_cast<std::uint32_t>(1 + rng() % 2);
+    rc.inc_range(b, len, by);
+    for (std::uint64_t k = 0; k < len; ++k) model[b + k] += by;
+    if (i % 500 == 0)  // bring some back below 3
+      for (std::uint64_t k = 0; k < 2000; ++k) {
+        std::uint64_t x = rng() % model.size();
+        model[x] = static_cast<std::uint32_t>(rng() % 3);
+        rc.set(x, model[x]);
+      }
+  }
+  for (std::uint64_t b = 0; b < model.size(); ++b) ASSERT_EQ(rc.get(b), model[b]) << b;
+}

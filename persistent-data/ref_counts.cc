@@ -168,12 +168,20 @@ void RefCounts::get_range(std::uint64_t begin, std::span<std::uint32_t> out) con
         std::uint32_t at = *it >> 2;
         o[at - off] = page_get(*p, b + (at - off), at);
       }
-    } else {
-      for (std::size_t k = 0; k < n; ++k) {
+    } else {  // two bits: a word at a time, then the few counts >= 3
+      bool any3 = false;
+      for (std::size_t k = 0; k < n;) {
         auto at = static_cast<std::uint32_t>(off + k);
-        unsigned small = p->get2(at);
-        o[k] = small < 3 ? small : page_get(*p, b + k, at);
+        std::uint64_t word = p->dense[at / 32] >> (2 * (at % 32));
+        std::size_t m = std::min<std::size_t>(n - k, 32 - at % 32);
+        any3 |= (word & (word >> 1) & (m == 32 ? ~0ull : (1ull << (2 * m)) - 1) &
+                 0x5555555555555555ull) != 0;
+        for (std::size_t j = 0; j < m; ++j) o[k + j] = static_cast<std::uint32_t>((word >> (2 * j)) & 3);
+        k += m;
       }
+      if (any3)
+        for (std::size_t k = 0; k < n; ++k)
+          if (o[k] == 3) o[k] = page_get(*p, b + k, static_cast<std::uint32_t>(off + k));
     }
     i += n;
   }

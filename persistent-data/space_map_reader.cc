@@ -184,15 +184,18 @@ void SpaceMapReader::for_each_bitmap(const CountsFn& fn, bool count_ref_count_tr
     }
     valid = true;
     // Word by word: the zero words of a sparsely used map (billions of blocks) cost nothing.
+    // An entry's first bit is its high bit (bitmap_entry()).
     for (std::size_t w = 0; w * 32 < len; ++w) {
-      if (!load_le64(b + 16 + 8 * w)) continue;
+      std::uint64_t x = load_le64(b + 16 + 8 * w);
       std::size_t end = std::min(len, w * 32 + 32);
-      for (std::size_t e = w * 32; e < end; ++e) {
-        unsigned c = bitmap_entry(b, e);
-        if (!c) continue;
-        counts[e] = c == 3 ? kPending : c;
-        any_pending |= c == 3;
-        counts_zero = last_zero_ = false;
+      if (end < w * 32 + 32) x &= (1ull << (2 * (end - w * 32))) - 1;
+      if (!x) continue;
+      counts_zero = last_zero_ = false;
+      any_pending |= (x & (x >> 1) & 0x5555555555555555ull) != 0;
+      std::uint32_t* out = counts.data() + w * 32;
+      for (unsigned k = 0; k < end - w * 32; ++k) {
+        auto c = static_cast<std::uint32_t>(((x >> (2 * k)) & 1) << 1 | ((x >> (2 * k + 1)) & 1));
+        out[k] = c == 3 ? kPending : c;
       }
     }
     for (std::size_t e = len; e < kEntriesPerBitmap; ++e)

@@ -41,9 +41,12 @@ class DeviceWalker final : public pdata::BtreeVisitor {
     BlockTime bt_beyond{}, bt_newer{};
     // Data references go in runs of consecutive blocks (one inc_range each).
     std::uint64_t run_begin = 0, run_len = 0;
+    const std::uint8_t* values = n.value(0);
+    const std::uint64_t nr_data = ctx_.nr_data;
+    const std::uint32_t pool_time = roots_.time;
     for (std::uint32_t i = 0; i < nr; ++i) {
-      BlockTime bt = unpack_block_time(n.value64(i));
-      if (bt.data_block >= ctx_.nr_data) {
+      BlockTime bt = unpack_block_time(pdata::load_le64(values + 8ull * i));
+      if (bt.data_block >= nr_data) {
         if (!beyond++) first_beyond = n.key(i), bt_beyond = bt;
       } else if (run_len && bt.data_block == run_begin + run_len) {
         ++run_len;
@@ -52,7 +55,7 @@ class DeviceWalker final : public pdata::BtreeVisitor {
         run_begin = bt.data_block;
         run_len = 1;
       }
-      if (bt.time > roots_.time && !newer++) first_newer = n.key(i), bt_newer = bt;
+      if (bt.time > pool_time && !newer++) first_newer = n.key(i), bt_newer = bt;
     }
     if (run_len) ctx_.data_counts.inc_range(run_begin, run_len);
     if (!beyond && !newer) return Flow::kContinue;

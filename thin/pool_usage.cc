@@ -63,7 +63,7 @@ Result<> for_each_node(pdata::IoEngine& io, std::span<const BlockAddr> addrs, bo
                        bool check_fill, Fn fn) {
   constexpr std::size_t kBatch = 512;
   struct Slot {
-    AlignedBuffer bufs{kBatch};
+    AlignedBuffer bufs;
     std::span<const BlockAddr> addrs;
     std::vector<int> errs = std::vector<int>(kBatch);
     std::vector<std::optional<std::string>> bad = std::vector<std::optional<std::string>>(kBatch);
@@ -84,6 +84,7 @@ Result<> for_each_node(pdata::IoEngine& io, std::span<const BlockAddr> addrs, bo
       read();
   };
   if (addrs.empty()) return {};
+  for (Slot& s : slots) s.bufs.resize(std::min(kBatch, addrs.size()));
   start(slots[0], 0, false);
   for (std::size_t i = 0, cur = 0; i < addrs.size(); i += kBatch, cur ^= 1) {
     Slot& s = slots[cur];

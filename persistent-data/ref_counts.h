@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // In-core reference counts for a block space that may be huge (billions of data blocks) but
 // sparsely used. The space is cut into pages of 16384 blocks; a page is created on first
-// touch, starts sparse (a sorted array of (offset, count) entries) and turns dense (2 bits a
-// block) when the sparse form would be bigger. Counts that do not fit (>= 3) live beside the
-// page in a sorted list while few; once many (snapshots make most counts >= 3) the page turns
-// into a byte a block, with counts >= 255 in a global map. Memory therefore grows with the
-// blocks actually referenced, never beyond ~1 byte a block, and not with the size of the space.
+// touch, starts sparse (a sorted array of 4-byte (offset, count) entries) and turns dense (2
+// bits a block) when the sparse form would be bigger. Counts that do not fit (>= 3) live
+// beside the page in a sorted list while few; once many (snapshots make most counts >= 3) the
+// page turns into a byte a block, with counts >= 255 in a global map. Memory therefore grows
+// with the blocks actually referenced (~4 bytes each in sparse pages, at most ~1 byte a block
+// in dense ones), not with the size of the space.
 #pragma once
 
 #include <cstdint>
@@ -60,64 +61,45 @@ class RefCounts {
   std::size_t memory_bytes() const;
 
  private:
-  // Sparse entries pack (offset << 2 | small count); dense is 2 bits a block; a small count of
-  // 3 means "see the overflow list". A page of many counts >= 3 keeps `bytes` alone.
+  // A dense page: 2 bits a block with the counts >= 3 in a sorted list, or, once many counts
+  // are >= 3, a byte a block (kFar: the count is in the global map).
+  struct Dense {
+    std::vector<std::uint64_t> bits;              // empty once `bytes` is used
+    std::vector<std::uint32_t> ovf_off, ovf_cnt;  // counts >= 3 of `bits`, sorted by offset
+    std::vector<std::uint8_t> bytes;
+  };
+  // A page is sparse (sorted entries offset << 18 | count, kSparseFar: the count is in the
+  // global map) until it holds more entries than 2 bits a block would take, then dense.
   struct Page {
     static constexpr std::size_t kDenseWords = kPageBlocks / 32;
-    static constexpr std::size_t kMaxSparse = kDenseWords * 2;  // same bytes as dense
-    static constexpr std::size_t kMaxSmallOverflow = 256;  // then `bytes`: cheaper to update
-    static constexpr std::uint8_t kFar = 255;                   // in the global map
+    static constexpr std::size_t kMaxSparse = kDenseWords * 2;  // 4 KiB, as much as `bits`
+    static constexpr std::size_t kMaxSmallOverflow = 256;      // then `bytes`: cheaper to update
+    static constexpr std::uint8_t kFar = 255;
+    static constexpr unsigned kCountBits = 18;
+    static constexpr std::uint32_t kCountMask = (1u << kCountBits) - 1;
+    static constexpr std::uint32_t kSparseFar = kCountMask;
 
     std::vector<std::uint32_t> sparse;
-    std::vector<std::uint64_t> dense;  // empty while sparse
-    std::vector<std::uint32_t> ovf_off, ovf_cnt;  // counts >= 3, sorted by offset
-    std::vector<std::uint8_t> bytes;   // non-empty: the whole page is here (kFar: global map)
+    std::unique_ptr<Dense> d;  // null while sparse
 
+    bool is_bytes() const { return d && !d->bytes.empty(); }
+    bool is_bits() const { return d && d->bytes.empty(); }
     unsigned get2(std::uint32_t off) const {
-      if (!dense.empty()) return static_cast<unsigned>((dense[off / 32] >> (2 * (off % 32))) & 3);
-      auto it = lower(off);
-      return it != sparse.end() && (*it >> 2) == off ? (*it & 3) : 0;
+      return static_cast<unsigned>((d->bits[off / 32] >> (2 * (off % 32))) & 3);
     }
     void set2(std::uint32_t off, unsigned v) {
-      if (!dense.empty()) {
-        std::uint64_t& w = dense[off / 32];
-        unsigned sh = 2 * (off % 32);
-        w = (w & ~(3ull << sh)) | (std::uint64_t{v} << sh);
-        return;
-      }
-      auto it = lower(off);
-      if (it != sparse.end() && (*it >> 2) == off) {
-        if (v)
-          *it = (off << 2) | v;
-        else
-          sparse.erase(it);
-        return;
-      }
-      if (!v) return;
-      sparse.insert(it, (off << 2) | v);
-      if (sparse.size() > kMaxSparse) densify();
+      std::uint64_t& w = d->bits[off / 32];
+      unsigned sh = 2 * (off % 32);
+      w = (w & ~(3ull << sh)) | (std::uint64_t{v} << sh);
     }
+    // The first sparse entry at or after `off` (walks usually append: checked first).
     std::vector<std::uint32_t>::const_iterator lower(std::uint32_t off) const {
-      // Fast path: walks usually touch blocks in ascending order.
-      if (sparse.empty() || (sparse.back() >> 2) < off) return sparse.end();
-      return std::lower_bound(sparse.begin(), sparse.end(), off << 2);
+      if (sparse.empty() || (sparse.back() >> kCountBits) < off) return sparse.end();
+      return std::lower_bound(sparse.begin(), sparse.end(), off << kCountBits);
     }
     std::vector<std::uint32_t>::iterator lower(std::uint32_t off) {
-      if (sparse.empty() || (sparse.back() >> 2) < off) return sparse.end();
-      return std::lower_bound(sparse.begin(), sparse.end(), off << 2);
-    }
-    void densify() {
-      dense.assign(kDenseWords, 0);
-      for (std::uint32_t e : sparse) {
-        std::uint32_t off = e >> 2;
-        dense[off / 32] |= std::uint64_t{e & 3} << (2 * (off % 32));
-      }
-      sparse.clear();
-      sparse.shrink_to_fit();
-    }
-    std::size_t bytes_used() const {
-      return sparse.capacity() * 4 + dense.capacity() * 8 + ovf_off.capacity() * 8 +
-             bytes.capacity() + sizeof(*this);
+      if (sparse.empty() || (sparse.back() >> kCountBits) < off) return sparse.end();
+      return std::lower_bound(sparse.begin(), sparse.end(), off << kCountBits);
     }
   };
   Page& page(std::uint64_t index);
@@ -125,11 +107,13 @@ class RefCounts {
   // A count in page p (b its block, off its offset in the page).
   std::uint32_t page_get(const Page& p, std::uint64_t b, std::uint32_t off) const;
   void page_set(Page& p, std::uint64_t b, std::uint32_t off, std::uint32_t count);
+  void densify(Page& p, std::uint64_t base);
   void to_bytes(Page& p, std::uint64_t base);
 
   std::uint64_t nr_blocks_;
-  std::unordered_map<std::uint64_t, std::unique_ptr<Page>> pages_;
-  std::unordered_map<std::uint64_t, std::uint32_t> overflow_;  // counts >= 255 of byte pages
+  std::unordered_map<std::uint64_t, Page> pages_;  // node based: a Page never moves
+  // Counts of kFar bytes and kSparseFar entries.
+  std::unordered_map<std::uint64_t, std::uint32_t> overflow_;
   // The page last looked up: walks touch one page many times in a row.
   mutable std::uint64_t last_index_ = ~0ull;
   mutable Page* last_ = nullptr;
@@ -143,25 +127,29 @@ void RefCounts::update_range(std::uint64_t b, std::uint64_t len, Fn&& fn) {
     auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(len, kPageBlocks - off));
     for (std::uint32_t k = 0; k < n; ++k) {
       std::uint32_t o = off + k;
-      if (!p.bytes.empty() && p.bytes[o] != Page::kFar) {  // the common case: a byte
-        std::uint32_t v = fn(std::uint32_t{p.bytes[o]});
-        if (v < Page::kFar)
-          p.bytes[o] = static_cast<std::uint8_t>(v);
-        else
-          page_set(p, b + k, o, v);
-        continue;
-      }
-      if (!p.dense.empty()) {  // 2 bits: in place while the value stays < 3
-        std::uint64_t& w = p.dense[o / 32];
-        unsigned sh = 2 * (o % 32);
-        auto c = static_cast<std::uint32_t>((w >> sh) & 3);
-        if (c < 3) {
-          std::uint32_t v = fn(c);
-          if (v < 3)
-            w = (w & ~(3ull << sh)) | (std::uint64_t{v} << sh);
-          else
-            page_set(p, b + k, o, v);
-          continue;
+      if (p.d) {
+        if (!p.d->bytes.empty()) {
+          std::uint8_t& c = p.d->bytes[o];
+          if (c != Page::kFar) {  // the common case: a byte
+            std::uint32_t v = fn(std::uint32_t{c});
+            if (v < Page::kFar)
+              c = static_cast<std::uint8_t>(v);
+            else
+              page_set(p, b + k, o, v);
+            continue;
+          }
+        } else {  // 2 bits: in place while the value stays < 3
+          std::uint64_t& w = p.d->bits[o / 32];
+          unsigned sh = 2 * (o % 32);
+          auto c = static_cast<std::uint32_t>((w >> sh) & 3);
+          if (c < 3) {
+            std::uint32_t v = fn(c);
+            if (v < 3)
+              w = (w & ~(3ull << sh)) | (std::uint64_t{v} << sh);
+            else
+              page_set(p, b + k, o, v);
+            continue;
+          }
         }
       }
       page_set(p, b + k, o, fn(page_get(p, b + k, o)));

@@ -2,7 +2,6 @@
 #include "persistent-data/aio_engine.h"
 
 #include <libaio.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,11 +9,10 @@
 #include <mutex>
 #include <vector>
 
+#include "persistent-data/io_plan.h"
+
 namespace thinmeta::pdata {
 namespace {
-
-constexpr std::size_t kMaxRunBlocks = 64;  // 256 KiB per request at most
-constexpr std::size_t kMaxGap = 8;         // blocks read and dropped to join two requests
 
 class AioEngine final : public IoEngine {
  public:
@@ -32,81 +30,21 @@ class AioEngine final : public IoEngine {
   }
   BlockAddr nr_blocks() const override { return nr_; }
 
-  // Nearby blocks (gaps of up to kMaxGap blocks) are read as one request, the gaps going to
-  // a scratch buffer: a fragmented tree then costs a few large requests, not one per block.
   void read_many(std::span<const BlockAddr> addrs, std::uint8_t* bufs,
                  std::span<int> errs) override {
-    std::vector<Req> reqs;
-    reqs.reserve(addrs.size());
-    std::vector<iovec> iovs;
-    std::size_t i = 0;
-    while (i < addrs.size()) {
-      if (addrs[i] >= nr_) {
-        errs[i] = EINVAL;
-        ++i;
-        continue;
-      }
-      std::size_t j = i + 1;
-      bool gaps = false;
-      while (j < addrs.size() && addrs[j] > addrs[j - 1] && addrs[j] < nr_ &&
-             addrs[j] - addrs[j - 1] - 1 <= kMaxGap && addrs[j] - addrs[i] < kMaxRunBlocks) {
-        gaps = gaps || addrs[j] != addrs[j - 1] + 1;
-        ++j;
-      }
-      Req r{i, j - i, addrs[i], 0, j - i, 0, 0};
-      if (gaps) {
-        r.span = addrs[j - 1] - addrs[i] + 1;
-        r.iov_first = static_cast<std::uint32_t>(iovs.size());
-        for (std::size_t k = i; k < j; ++k) {
-          if (k > i && addrs[k] == addrs[k - 1] + 1) {
-            iovs.back().iov_len += kBlockSize;  // the caller's blocks k - 1 and k are adjacent
-            continue;
-          }
-          if (k > i)
-            iovs.push_back(iovec{gap_scratch_.data(), (addrs[k] - addrs[k - 1] - 1) * kBlockSize});
-          iovs.push_back(iovec{bufs + k * kBlockSize, kBlockSize});
-        }
-        r.iov_n = static_cast<std::uint32_t>(iovs.size() - r.iov_first);
-      }
-      reqs.push_back(r);
-      i = j;
-    }
-    run(reqs, bufs, /*write=*/false, iovs.data());
-    for (const Req& r : reqs) {
-      if (r.err && r.iov_n) {
-        // Perhaps only a gap block is unreadable: read the wanted ones by themselves.
-        for (std::size_t k = r.first; k < r.first + r.nr;) {
-          std::size_t e = k + 1;
-          while (e < r.first + r.nr && addrs[e] == addrs[e - 1] + 1) ++e;
-          Req one{k, e - k, addrs[k], 0, e - k, 0, 0};
-          run_sync(one, bufs, false, nullptr);
-          for (std::size_t m = k; m < e; ++m) errs[m] = one.err;
-          k = e;
-        }
-        continue;
-      }
-      for (std::size_t k = 0; k < r.nr; ++k) errs[r.first + k] = r.err;
-    }
+    IoPlan plan = plan_reads(addrs, nr_, bufs, gap_scratch_.data(), errs);
+    run(plan, bufs, /*write=*/false);
+    finish_reads(fd_, plan, addrs, bufs, errs);
   }
 
   Result<> write_many(std::span<const BlockAddr> addrs, const std::uint8_t* bufs) override {
-    std::vector<Req> reqs;
-    reqs.reserve(addrs.size());
-    std::size_t i = 0;
-    while (i < addrs.size()) {
-      if (addrs[i] >= nr_)
+    for (BlockAddr a : addrs)
+      if (a >= nr_)
         return fail(Errc::kNoSpace, "write beyond the end of the metadata device (block " +
-                                        std::to_string(addrs[i]) + ")");
-      std::size_t j = i + 1;
-      while (j < addrs.size() && addrs[j] == addrs[j - 1] + 1 && j - i < kMaxRunBlocks) {
-        if (addrs[j] >= nr_) break;
-        ++j;
-      }
-      reqs.push_back(Req{i, j - i, addrs[i], 0, j - i, 0, 0});
-      i = j;
-    }
-    run(reqs, const_cast<std::uint8_t*>(bufs), /*write=*/true, nullptr);
-    for (const Req& r : reqs)
+                                        std::to_string(a) + ")");
+    IoPlan plan = plan_writes(addrs);
+    run(plan, const_cast<std::uint8_t*>(bufs), /*write=*/true);
+    for (const IoRequest& r : plan.reqs)
       if (r.err)
         return fail(Errc::kIo, "write of metadata block " + std::to_string(r.block) +
                                    " failed: " + std::strerror(r.err));
@@ -120,15 +58,6 @@ class AioEngine final : public IoEngine {
   }
 
  private:
-  struct Req {
-    std::size_t first;  // index into the caller's arrays
-    std::size_t nr;     // blocks
-    BlockAddr block;
-    int err;
-    std::size_t span;   // device blocks the request covers (nr + gaps)
-    std::uint32_t iov_first, iov_n;  // its iovecs when it has gaps (iov_n > 0)
-  };
-
   // A kernel context with its iocbs and events: one batch at a time uses it. Two lanes let
   // two threads (a walk and its read-ahead, two cursors, a writer and a reader) keep their
   // batches in flight together, which about doubles what the disk delivers.
@@ -155,20 +84,21 @@ class AioEngine final : public IoEngine {
   // Keeps up to qd_ requests in flight until all are done. Each in-flight request owns an
   // iocb slot from the lane's free list; a completion returns its slot. Short transfers are
   // errors (EIO).
-  void run(std::vector<Req>& reqs, std::uint8_t* bufs, bool write, const iovec* iovs) {
+  void run(IoPlan& plan, std::uint8_t* bufs, bool write) {
+    std::vector<IoRequest>& reqs = plan.reqs;
     // A kernel context is created on the first batch of two or more requests: a lone
     // request is as fast with pread/pwrite on the O_DIRECT descriptor (and needs no lane), and
     // a process that never had a context does not wait for its teardown (an RCU grace period,
     // tens of ms) at exit, which keeps small runs starting and exiting in a few ms.
     if (reqs.size() < 2) {
-      for (Req& r : reqs) run_sync(r, bufs, write, iovs);
+      for (IoRequest& r : reqs) run_request_sync(fd_, r, bufs, write, plan);
       return;
     }
     Lane* lane = nullptr;
     auto lock = acquire(lane);
     if (!lane->ctx && io_setup(static_cast<int>(qd_), &lane->ctx) != 0) {
       lane->ctx = nullptr;
-      for (Req& r : reqs) run_sync(r, bufs, write, iovs);
+      for (IoRequest& r : reqs) run_request_sync(fd_, r, bufs, write, plan);
       return;
     }
     io_context_t ctx = lane->ctx;
@@ -182,7 +112,7 @@ class AioEngine final : public IoEngine {
     while (done < reqs.size()) {
       batch.clear();
       while (next < reqs.size() && !idle.empty()) {
-        Req& r = reqs[next++];
+        IoRequest& r = reqs[next++];
         iocb* cb = idle.back();
         idle.pop_back();
         std::uint8_t* p = bufs + r.first * kBlockSize;
@@ -190,7 +120,7 @@ class AioEngine final : public IoEngine {
         if (write)
           io_prep_pwrite(cb, fd_, p, r.nr * kBlockSize, off);
         else if (r.iov_n)
-          io_prep_preadv(cb, fd_, iovs + r.iov_first, static_cast<int>(r.iov_n), off);
+          io_prep_preadv(cb, fd_, plan.iovs.data() + r.iov_first, static_cast<int>(r.iov_n), off);
         else
           io_prep_pread(cb, fd_, p, r.nr * kBlockSize, off);
         cb->data = &r;
@@ -199,7 +129,7 @@ class AioEngine final : public IoEngine {
       std::size_t submitted = submit(ctx, batch);
       for (std::size_t k = submitted; k < batch.size(); ++k) {
         // Refused by the kernel: fail the request and give its slot back.
-        static_cast<Req*>(batch[k]->data)->err = EIO;
+        static_cast<IoRequest*>(batch[k]->data)->err = EIO;
         idle.push_back(batch[k]);
         ++done;
       }
@@ -214,40 +144,15 @@ class AioEngine final : public IoEngine {
         return;
       }
       for (int k = 0; k < got; ++k) {
-        Req* r = static_cast<Req*>(events[k].data);
+        IoRequest* r = static_cast<IoRequest*>(events[k].data);
         auto res = static_cast<long>(events[k].res);
         if (res < 0)
           r->err = static_cast<int>(-res);
-        else if (static_cast<std::size_t>(res) != r->span * kBlockSize)
+        else if (static_cast<std::size_t>(res) != r->bytes())
           r->err = EIO;
         idle.push_back(events[k].obj);
         ++done;
       }
-    }
-  }
-
-  void run_sync(Req& r, std::uint8_t* bufs, bool write, const iovec* iovs) {
-    auto off = static_cast<off_t>(r.block * kBlockSize);
-    if (r.iov_n) {  // a short read is an error here: the caller retries block by block
-      ssize_t n;
-      do {
-        n = ::preadv(fd_, iovs + r.iov_first, static_cast<int>(r.iov_n), off);
-      } while (n < 0 && errno == EINTR);
-      if (n < 0) r.err = errno;
-      else if (static_cast<std::size_t>(n) != r.span * kBlockSize) r.err = EIO;
-      return;
-    }
-    std::uint8_t* p = bufs + r.first * kBlockSize;
-    std::size_t len = r.nr * kBlockSize, got = 0;
-    while (got < len) {
-      ssize_t n = write ? ::pwrite(fd_, p + got, len - got, off + static_cast<off_t>(got))
-                        : ::pread(fd_, p + got, len - got, off + static_cast<off_t>(got));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        r.err = n < 0 ? errno : EIO;
-        return;
-      }
-      got += static_cast<std::size_t>(n);
     }
   }
 

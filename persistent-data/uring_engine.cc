@@ -12,38 +12,15 @@
 #include <mutex>
 #include <vector>
 
+#include "persistent-data/io_plan.h"
+
 namespace thinmeta::pdata {
 namespace {
-
-constexpr std::size_t kMaxRunBlocks = 64;  // 256 KiB per request at most, as with libaio
-
-struct Req {
-  std::size_t first;  // index into the caller's arrays
-  std::size_t nr;     // blocks
-  BlockAddr block;
-  int err;
-};
-
-// Runs of consecutive addresses, each one request.
-std::vector<Req> merge(std::span<const BlockAddr> addrs, BlockAddr nr_blocks) {
-  std::vector<Req> reqs;
-  std::size_t i = 0;
-  while (i < addrs.size()) {
-    std::size_t j = i + 1;
-    if (addrs[i] < nr_blocks)
-      while (j < addrs.size() && addrs[j] == addrs[j - 1] + 1 && addrs[j] < nr_blocks &&
-             j - i < kMaxRunBlocks)
-        ++j;
-    reqs.push_back(Req{i, j - i, addrs[i], addrs[i] < nr_blocks ? 0 : EINVAL});
-    i = j;
-  }
-  return reqs;
-}
 
 class UringEngine final : public IoEngine {
  public:
   UringEngine(int fd, std::uint64_t size, int ring, const io_uring_params& p)
-      : fd_(fd), nr_(size / kBlockSize), ring_(ring), depth_(p.sq_entries) {}
+      : fd_(fd), nr_(size / kBlockSize), ring_(ring), depth_(p.sq_entries), gap_scratch_(kMaxGap) {}
   ~UringEngine() override {
     if (fd_ >= 0) ::close(fd_);
     if (sq_ptr_ != MAP_FAILED) ::munmap(sq_ptr_, sq_size_);
@@ -87,10 +64,9 @@ class UringEngine final : public IoEngine {
   void read_many(std::span<const BlockAddr> addrs, std::uint8_t* bufs,
                  std::span<int> errs) override {
     std::lock_guard<std::mutex> lock(mu_);  // walks read ahead on a helper thread
-    std::vector<Req> reqs = merge(addrs, nr_);
-    run(reqs, bufs, /*write=*/false);
-    for (const Req& r : reqs)
-      for (std::size_t k = 0; k < r.nr; ++k) errs[r.first + k] = r.err;
+    IoPlan plan = plan_reads(addrs, nr_, bufs, gap_scratch_.data(), errs);
+    run(plan, bufs, /*write=*/false);
+    finish_reads(fd_, plan, addrs, bufs, errs);
   }
 
   Result<> write_many(std::span<const BlockAddr> addrs, const std::uint8_t* bufs) override {
@@ -99,9 +75,9 @@ class UringEngine final : public IoEngine {
       if (a >= nr_)
         return fail(Errc::kNoSpace, "write beyond the end of the metadata device (block " +
                                         std::to_string(a) + ")");
-    std::vector<Req> reqs = merge(addrs, nr_);
-    run(reqs, const_cast<std::uint8_t*>(bufs), /*write=*/true);
-    for (const Req& r : reqs)
+    IoPlan plan = plan_writes(addrs);
+    run(plan, const_cast<std::uint8_t*>(bufs), /*write=*/true);
+    for (const IoRequest& r : plan.reqs)
       if (r.err)
         return fail(Errc::kIo, "write of metadata block " + std::to_string(r.block) +
                                    " failed: " + std::strerror(r.err));
@@ -121,10 +97,10 @@ class UringEngine final : public IoEngine {
   }
 
   // Keeps up to depth_ requests in flight until all are done. Short transfers are errors (EIO).
-  void run(std::vector<Req>& reqs, std::uint8_t* bufs, bool write) {
+  void run(IoPlan& plan, std::uint8_t* bufs, bool write) {
+    std::vector<IoRequest>& reqs = plan.reqs;
     if (reqs.size() < 2) {  // a lone request: pread/pwrite
-      for (Req& r : reqs)
-        if (!r.err) run_sync(r, bufs, write);
+      for (IoRequest& r : reqs) run_request_sync(fd_, r, bufs, write, plan);
       return;
     }
     std::size_t next = 0, in_flight = 0;  // in_flight: taken by the kernel, not completed
@@ -132,15 +108,20 @@ class UringEngine final : public IoEngine {
     while (next < reqs.size() || in_flight || unsubmitted) {
       unsigned tail = *sq_tail_;
       while (next < reqs.size() && in_flight + unsubmitted < depth_) {
-        Req& r = reqs[next++];
-        if (r.err) continue;  // beyond the device
+        IoRequest& r = reqs[next++];
         unsigned idx = tail & sq_mask_;
         io_uring_sqe& e = static_cast<io_uring_sqe*>(sqes_)[idx];
         std::memset(&e, 0, sizeof(e));
-        e.opcode = write ? IORING_OP_WRITE : IORING_OP_READ;
         e.fd = fd_;
-        e.addr = reinterpret_cast<std::uint64_t>(bufs + r.first * kBlockSize);
-        e.len = static_cast<std::uint32_t>(r.nr * kBlockSize);
+        if (r.iov_n) {
+          e.opcode = IORING_OP_READV;
+          e.addr = reinterpret_cast<std::uint64_t>(plan.iovs.data() + r.iov_first);
+          e.len = r.iov_n;
+        } else {
+          e.opcode = write ? IORING_OP_WRITE : IORING_OP_READ;
+          e.addr = reinterpret_cast<std::uint64_t>(bufs + r.first * kBlockSize);
+          e.len = static_cast<std::uint32_t>(r.nr * kBlockSize);
+        }
         e.off = r.block * kBlockSize;
         e.user_data = reinterpret_cast<std::uint64_t>(&r);
         sq_array_[idx] = idx;
@@ -158,7 +139,7 @@ class UringEngine final : public IoEngine {
         int e = errno;
         unsigned head = __atomic_load_n(sq_head_, __ATOMIC_ACQUIRE);
         for (unsigned t = head; t != tail; ++t)
-          reinterpret_cast<Req*>(static_cast<io_uring_sqe*>(sqes_)[t & sq_mask_].user_data)->err = e;
+          reinterpret_cast<IoRequest*>(static_cast<io_uring_sqe*>(sqes_)[t & sq_mask_].user_data)->err = e;
         __atomic_store_n(sq_tail_, head, __ATOMIC_RELEASE);
         unsubmitted = 0;
         for (std::size_t k = next; k < reqs.size(); ++k) reqs[k].err = e;
@@ -178,30 +159,14 @@ class UringEngine final : public IoEngine {
     unsigned tail = __atomic_load_n(cq_tail_, __ATOMIC_ACQUIRE);
     for (; head != tail; ++head) {
       const io_uring_cqe& c = cqes_[head & cq_mask_];
-      Req* r = reinterpret_cast<Req*>(c.user_data);
+      IoRequest* r = reinterpret_cast<IoRequest*>(c.user_data);
       if (c.res < 0)
         r->err = -c.res;
-      else if (static_cast<std::size_t>(c.res) != r->nr * kBlockSize)
+      else if (static_cast<std::size_t>(c.res) != r->bytes())
         r->err = EIO;
       --in_flight;
     }
     __atomic_store_n(cq_head_, head, __ATOMIC_RELEASE);
-  }
-
-  void run_sync(Req& r, std::uint8_t* bufs, bool write) {
-    std::uint8_t* p = bufs + r.first * kBlockSize;
-    std::size_t len = r.nr * kBlockSize, got = 0;
-    auto off = static_cast<off_t>(r.block * kBlockSize);
-    while (got < len) {
-      ssize_t n = write ? ::pwrite(fd_, p + got, len - got, off + static_cast<off_t>(got))
-                        : ::pread(fd_, p + got, len - got, off + static_cast<off_t>(got));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        r.err = n < 0 ? errno : EIO;
-        return;
-      }
-      got += static_cast<std::size_t>(n);
-    }
   }
 
   int fd_;
@@ -216,6 +181,7 @@ class UringEngine final : public IoEngine {
   unsigned *cq_head_ = nullptr, *cq_tail_ = nullptr;
   unsigned sq_mask_ = 0, cq_mask_ = 0;
   io_uring_cqe* cqes_ = nullptr;
+  AlignedBuffer gap_scratch_;  // where gap blocks are read to (never looked at)
   std::mutex mu_;  // one batch at a time: the rings are shared
 };
 

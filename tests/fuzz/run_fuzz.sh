@@ -16,7 +16,7 @@ srcs=""
 for f in persistent-data/btree_node.cc persistent-data/btree_walker.cc persistent-data/checksum.cc \
          persistent-data/crc32c.cc persistent-data/io_engine.cc thin/dump.cc thin/human_readable.cc \
          thin/mapping_tree.cc thin/metadata.cc thin/superblock.cc thin/text_output.cc \
-         persistent-data/open_engine.cc persistent-data/sync_engine.cc persistent-data/aio_engine.cc persistent-data/uring_engine.cc \
+         persistent-data/open_engine.cc persistent-data/sync_engine.cc persistent-data/aio_engine.cc persistent-data/uring_engine.cc persistent-data/io_plan.cc \
          xml/metadata_writer.cc; do
   srcs+=" $top/$f"
 done

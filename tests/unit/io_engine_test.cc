@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// Both file engines return the same bytes as the file holds for any address list: runs,
-// nearby blocks joined over gaps (aio), repeats, descending order, blocks past the end; and
-// two threads reading at once (aio lanes).
+// Every file engine (sync, io_uring, libaio) returns the bytes the file holds for any address
+// list: runs, nearby blocks joined over gaps, repeats, descending order, blocks past the end;
+// and two threads reading at once.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -76,7 +76,7 @@ class IoEngineTest : public ::testing::Test {
 };
 
 TEST_F(IoEngineTest, EveryEngineReadsWhatTheFileHolds) {
-  for (EngineKind kind : {EngineKind::kSync, EngineKind::kAio}) {
+  for (EngineKind kind : {EngineKind::kSync, EngineKind::kAio, EngineKind::kLibaio}) {
     OpenOptions oo;
     oo.engine = kind;
     auto io = open_engine(path_, oo);
@@ -88,17 +88,19 @@ TEST_F(IoEngineTest, EveryEngineReadsWhatTheFileHolds) {
 }
 
 TEST_F(IoEngineTest, TwoThreadsReadAtOnce) {
-  OpenOptions oo;
-  oo.engine = EngineKind::kAio;
-  auto io = open_engine(path_, oo);
-  ASSERT_TRUE(io.has_value()) << io.error().what;
-  std::thread other([&] {
-    std::mt19937 rng(1);
+  for (EngineKind kind : {EngineKind::kAio, EngineKind::kLibaio}) {
+    OpenOptions oo;
+    oo.engine = kind;
+    auto io = open_engine(path_, oo);
+    ASSERT_TRUE(io.has_value()) << io.error().what;
+    std::thread other([&] {
+      std::mt19937 rng(1);
+      check_reads(**io, rng);
+    });
+    std::mt19937 rng(2);
     check_reads(**io, rng);
-  });
-  std::mt19937 rng(2);
-  check_reads(**io, rng);
-  other.join();
+    other.join();
+  }
 }
 
 }  // namespace

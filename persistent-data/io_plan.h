@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// How a batch of block addresses becomes requests, shared by the asynchronous engines (libaio,
+// io_uring): consecutive blocks join into one request of up to kMaxRunBlocks; for reads,
+// nearby blocks too (gaps of up to kMaxGap blocks, read into a scratch buffer and dropped),
+// so a fragmented tree costs a few large requests instead of one per block.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "persistent-data/block.h"
+
+namespace thinmeta::pdata {
+
+inline constexpr std::size_t kMaxRunBlocks = 64;  // 256 KiB per request at most
+inline constexpr std::size_t kMaxGap = 8;         // blocks read and dropped to join two
+
+struct IoRequest {
+  std::size_t first;  // index into the caller's arrays
+  std::size_t nr;     // the caller's blocks in it
+  BlockAddr block;    // where it starts on the device
+  int err = 0;
+  std::size_t span;   // device blocks it covers (nr + gaps)
+  std::uint32_t iov_first = 0, iov_n = 0;  // its iovecs in IoPlan::iovs when it has gaps
+
+  std::size_t bytes() const { return span * kBlockSize; }
+};
+
+struct IoPlan {
+  std::vector<IoRequest> reqs;
+  std::vector<iovec> iovs;
+};
+
+// Reads of addrs into bufs (block i at bufs + i * kBlockSize). Addresses >= nr_blocks get
+// errs[i] = EINVAL and no request. `gap_scratch` holds kMaxGap blocks.
+IoPlan plan_reads(std::span<const BlockAddr> addrs, BlockAddr nr_blocks, std::uint8_t* bufs,
+                  std::uint8_t* gap_scratch, std::span<int> errs);
+// Writes: consecutive runs only (callers check addresses first).
+IoPlan plan_writes(std::span<const BlockAddr> addrs);
+
+// One request with pread/pwrite/preadv on fd; a short transfer is EIO.
+void run_request_sync(int fd, IoRequest& r, std::uint8_t* bufs, bool write, const IoPlan& plan);
+
+// Copies each request's status into errs; a failed request with gaps is read again block run
+// by block run (perhaps only a gap block was unreadable).
+void finish_reads(int fd, IoPlan& plan, std::span<const BlockAddr> addrs, std::uint8_t* bufs,
+                  std::span<int> errs);
+
+}  // namespace thinmeta::pdata

@@ -100,26 +100,24 @@ void BtreeBuilder::add(std::uint64_t key, const std::uint8_t* value) {
 
 // The fixed-size forms store in place (a memcpy call of vsize_ bytes per entry shows in
 // restore profiles).
-void BtreeBuilder::add_u64(std::uint64_t key, std::uint64_t value) {
-  if (vsize_ != 8) {
-    std::uint8_t v[8];
-    store_le64(v, value);
+template <std::uint32_t kSize, typename T, void (*kStore)(std::uint8_t*, T)>
+void BtreeBuilder::add_fixed(std::uint64_t key, T value) {
+  if (vsize_ != kSize) {
+    std::uint8_t v[kSize];
+    kStore(v, value);
     return add(key, v);
   }
   keys_[nr_] = key;
-  store_le64(values_.data() + std::size_t{nr_} * 8, value);
+  kStore(values_.data() + std::size_t{nr_} * kSize, value);
   if (++nr_ == 2 * max_) emit_leaf(max_);
 }
 
+void BtreeBuilder::add_u64(std::uint64_t key, std::uint64_t value) {
+  add_fixed<8, std::uint64_t, store_le64>(key, value);
+}
+
 void BtreeBuilder::add_u32(std::uint64_t key, std::uint32_t value) {
-  if (vsize_ != 4) {
-    std::uint8_t v[4];
-    store_le32(v, value);
-    return add(key, v);
-  }
-  keys_[nr_] = key;
-  store_le32(values_.data() + std::size_t{nr_} * 4, value);
-  if (++nr_ == 2 * max_) emit_leaf(max_);
+  add_fixed<4, std::uint32_t, store_le32>(key, value);
 }
 
 void BtreeBuilder::emit_leaf(std::uint32_t n) {

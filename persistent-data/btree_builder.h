@@ -61,6 +61,8 @@ class BtreeBuilder {
   BlockAddr finish();
 
  private:
+  template <std::uint32_t kSize, typename T, void (*kStore)(std::uint8_t*, T)>
+  void add_fixed(std::uint64_t key, T value);
   void emit_leaf(std::uint32_t n);
   void flush();
 

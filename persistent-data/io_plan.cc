@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <string>
 
 namespace thinmeta::pdata {
 
@@ -102,6 +104,28 @@ void finish_reads(int fd, IoPlan& plan, std::span<const BlockAddr> addrs, std::u
     }
     for (std::size_t k = 0; k < r.nr; ++k) errs[r.first + k] = r.err;
   }
+}
+
+Result<> check_write_range(std::span<const BlockAddr> addrs, BlockAddr nr_blocks) {
+  for (BlockAddr a : addrs)
+    if (a >= nr_blocks)
+      return fail(Errc::kNoSpace, "write beyond the end of the metadata device (block " +
+                                      std::to_string(a) + ")");
+  return {};
+}
+
+Result<> write_result(const IoPlan& plan) {
+  for (const IoRequest& r : plan.reqs)
+    if (r.err)
+      return fail(Errc::kIo, "write of metadata block " + std::to_string(r.block) +
+                                 " failed: " + std::strerror(r.err));
+  return {};
+}
+
+Result<> flush_fd(int fd) {
+  if (::fsync(fd) != 0 && errno != EINVAL)
+    return fail(Errc::kIo, std::string("flush failed: ") + std::strerror(errno));
+  return {};
 }
 
 }  // namespace thinmeta::pdata

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "persistent-data/block.h"
+#include "persistent-data/result.h"
 
 namespace thinmeta::pdata {
 
@@ -48,5 +49,12 @@ void run_request_sync(int fd, IoRequest& r, std::uint8_t* bufs, bool write, cons
 // by block run (perhaps only a gap block was unreadable).
 void finish_reads(int fd, IoPlan& plan, std::span<const BlockAddr> addrs, std::uint8_t* bufs,
                   std::span<int> errs);
+
+// Writes must stay on the device: the 1.x message for the first address that does not.
+Result<> check_write_range(std::span<const BlockAddr> addrs, BlockAddr nr_blocks);
+// The first failed request of a write plan, as an error.
+Result<> write_result(const IoPlan& plan);
+// fsync for the engines' flush() (EINVAL: the file cannot be synced, nothing to do).
+Result<> flush_fd(int fd);
 
 }  // namespace thinmeta::pdata

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "persistent-data/sync_engine.h"
+#include "persistent-data/io_plan.h"
 
 #include <unistd.h>
 
@@ -63,11 +64,7 @@ class SyncEngine final : public IoEngine {
     return {};
   }
 
-  Result<> flush() override {
-    if (::fsync(fd_) != 0 && errno != EINVAL)
-      return fail(Errc::kIo, std::string("flush failed: ") + std::strerror(errno));
-    return {};
-  }
+  Result<> flush() override { return flush_fd(fd_); }
 
  private:
   int pread_all(std::uint8_t* buf, std::size_t len, std::uint64_t off) {

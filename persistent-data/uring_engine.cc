@@ -71,24 +71,13 @@ class UringEngine final : public IoEngine {
 
   Result<> write_many(std::span<const BlockAddr> addrs, const std::uint8_t* bufs) override {
     std::lock_guard<std::mutex> lock(mu_);
-    for (BlockAddr a : addrs)
-      if (a >= nr_)
-        return fail(Errc::kNoSpace, "write beyond the end of the metadata device (block " +
-                                        std::to_string(a) + ")");
+    THINMETA_CHECK(check_write_range(addrs, nr_));
     IoPlan plan = plan_writes(addrs);
     run(plan, const_cast<std::uint8_t*>(bufs), /*write=*/true);
-    for (const IoRequest& r : plan.reqs)
-      if (r.err)
-        return fail(Errc::kIo, "write of metadata block " + std::to_string(r.block) +
-                                   " failed: " + std::strerror(r.err));
-    return {};
+    return write_result(plan);
   }
 
-  Result<> flush() override {
-    if (::fsync(fd_) != 0 && errno != EINVAL)
-      return fail(Errc::kIo, std::string("flush failed: ") + std::strerror(errno));
-    return {};
-  }
+  Result<> flush() override { return flush_fd(fd_); }
 
  private:
   int enter(unsigned to_submit, unsigned min_complete) {

@@ -8,11 +8,11 @@
 #include <memory>
 #include <string>
 
+#include "xml/elements.h"
+
 namespace thinmeta::xml {
 
 namespace {
-
-enum class Tag : std::uint8_t { kNone, kSuperblock, kDevice, kDef, kSingle, kRange, kRef };
 
 struct Attr {
   const char* name;
@@ -75,19 +75,6 @@ Tag tag_of(const char* n, std::size_t len) {
   for (int i = 1; i < 7; ++i)
     if (kTags[i].len == len && same(kTags[i].name, n, len)) return static_cast<Tag>(i);
   return Tag::kNone;
-}
-
-// Where each element may appear (as the expat reader).
-bool allowed_in(Tag t, Tag parent) {
-  switch (t) {
-    case Tag::kSuperblock: return parent == Tag::kNone;
-    case Tag::kDevice:
-    case Tag::kDef: return parent == Tag::kSuperblock;
-    case Tag::kSingle:
-    case Tag::kRange: return parent == Tag::kDevice || parent == Tag::kDef;
-    case Tag::kRef: return parent == Tag::kDevice;
-    default: return false;
-  }
 }
 
 inline bool is_ws(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }

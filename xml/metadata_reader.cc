@@ -10,11 +10,11 @@
 
 #include <expat.h>
 
+#include "xml/elements.h"
+
 namespace thinmeta::xml {
 
 namespace {
-
-enum class Tag { kNone, kSuperblock, kDevice, kDef, kSingle, kRange, kRef, kUnknown };
 
 Tag tag_of(const char* n) {
   switch (n[0]) {
@@ -32,19 +32,6 @@ Tag tag_of(const char* n) {
       break;
   }
   return Tag::kUnknown;
-}
-
-// Where each element may appear.
-bool allowed_in(Tag t, Tag parent) {
-  switch (t) {
-    case Tag::kSuperblock: return parent == Tag::kNone;
-    case Tag::kDevice:
-    case Tag::kDef: return parent == Tag::kSuperblock;
-    case Tag::kSingle:
-    case Tag::kRange: return parent == Tag::kDevice || parent == Tag::kDef;
-    case Tag::kRef: return parent == Tag::kDevice;
-    default: return false;
-  }
 }
 
 struct Want {

@@ -98,8 +98,14 @@ export OUT=/out DM_DISABLE_UDEV=1 RESULT_DEV=$resdev
 . /guest/env
 set -o pipefail
 cd /tmp
-{ /bin/sh /guest/script.sh 2>&1 >/out/stdout; } | tee /out/stderr
+# stderr goes to a file (shown live by tail): a pipe would stay open, and the guest hang, while a
+# background writer of a failed scenario still holds it.
+: > /out/stderr
+tail -f /out/stderr &
+tailpid=\$!
+/bin/sh /guest/script.sh >/out/stdout 2>/out/stderr
 echo \$? > /out/rc
+sleep 0.2; kill \$tailpid 2>/dev/null
 dmesg > /out/dmesg
 tar -cf $resdev -C /out .
 sync

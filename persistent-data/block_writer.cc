@@ -45,7 +45,7 @@ void BlockWriter::drain() {
     return;
   }
   const std::uint8_t* data = bufs_[cur_].data();
-  writing_ = std::async(std::launch::async, [this, &addrs, data] { return io_->write_many(addrs, data); });
+  writing_ = on_helper([this, &addrs, data] { return io_->write_many(addrs, data); });
   cur_ ^= 1;
   addrs_[cur_].clear();
 }

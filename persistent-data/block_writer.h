@@ -5,11 +5,11 @@
 #pragma once
 
 #include <cstdint>
-#include <future>
 #include <optional>
 #include <vector>
 
 #include "persistent-data/block.h"
+#include "persistent-data/helper_thread.h"
 #include "persistent-data/io_engine.h"
 #include "persistent-data/result.h"
 
@@ -43,7 +43,7 @@ class BlockWriter {
   AlignedBuffer bufs_[2];
   std::vector<BlockAddr> addrs_[2];
   unsigned cur_ = 0;
-  std::future<Result<>> writing_;  // the other buffer's batch, while it is written
+  Pending<Result<>> writing_;  // the other buffer's batch, while it is written
   std::optional<Error> error_;
 };
 

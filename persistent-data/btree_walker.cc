@@ -4,10 +4,10 @@
 #include <array>
 #include <cstring>
 #include <deque>
-#include <future>
 #include <vector>
 
 #include "persistent-data/checksum.h"
+#include "persistent-data/helper_thread.h"
 
 namespace thinmeta::pdata {
 namespace {
@@ -54,7 +54,7 @@ class Walker {
     std::vector<int> errs;
     std::vector<std::uint8_t> verified;  // checksum and self address already checked
     AlignedBuffer* bufs = nullptr;
-    std::future<void> done;  // valid while the read runs on the helper thread
+    Pending<void> done;  // valid while the read runs on the helper thread
   };
 
   // Everything that makes a node unusable, as Damage. `verified`: validate_block() passed
@@ -194,7 +194,7 @@ class Walker {
         b.verified[k] = !b.errs[k] && !validate_block(b.bufs->block(k), b.addrs[k], BlockKind::kNode);
     };
     if (async)
-      b.done = std::async(std::launch::async, read);
+      b.done = on_helper(read);
     else
       read();
   }

@@ -2,7 +2,6 @@
 #include "thin/pool_usage.h"
 
 #include <algorithm>
-#include <future>
 #include <limits>
 #include <optional>
 #include <span>
@@ -11,6 +10,7 @@
 
 #include "persistent-data/btree_walker.h"
 #include "persistent-data/checksum.h"
+#include "persistent-data/helper_thread.h"
 #include "persistent-data/ref_counts.h"
 #include "thin/device_details.h"
 #include "thin/mapping_tree.h"
@@ -67,7 +67,7 @@ Result<> for_each_node(pdata::IoEngine& io, std::span<const BlockAddr> addrs, bo
     std::span<const BlockAddr> addrs;
     std::vector<int> errs = std::vector<int>(kBatch);
     std::vector<std::optional<std::string>> bad = std::vector<std::optional<std::string>>(kBatch);
-    std::future<void> done;
+    pdata::Pending<void> done;
   } slots[2];
   auto start = [&](Slot& s, std::size_t i, bool async) {
     s.addrs = addrs.subspan(i, std::min(kBatch, addrs.size() - i));
@@ -79,7 +79,7 @@ Result<> for_each_node(pdata::IoEngine& io, std::span<const BlockAddr> addrs, bo
           s.bad[k] = pdata::validate_block(s.bufs.block(k), s.addrs[k], pdata::BlockKind::kNode);
     };
     if (async)
-      s.done = std::async(std::launch::async, read);
+      s.done = pdata::on_helper(read);
     else
       read();
   };

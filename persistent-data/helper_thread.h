@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// One helper thread for the whole process, started on first use: the walks read their next
+// batch of blocks on it while the calling thread decodes the current one, and writers write a
+// batch while the next one fills. std::async started a thread per batch (~600 thread starts
+// in a 16-million-mapping check). Jobs run in submission order; a job must not wait for
+// another job (none does: they are reads and writes).
+#pragma once
+
+#include <functional>
+#include <future>
+#include <memory>
+#include <utility>
+
+namespace thinmeta::pdata {
+
+// The result of a job on the helper thread. Like the future of std::async, it waits for the
+// job when destroyed or replaced: a job never outlives the buffers it works on.
+template <typename R>
+class Pending {
+ public:
+  Pending() = default;
+  explicit Pending(std::future<R> f) : f_(std::move(f)) {}
+  Pending(Pending&&) = default;
+  Pending& operator=(Pending&& o) {
+    if (this != &o) {
+      wait();
+      f_ = std::move(o.f_);
+    }
+    return *this;
+  }
+  ~Pending() { wait(); }
+  bool valid() const { return f_.valid(); }
+  R get() { return f_.get(); }
+
+ private:
+  void wait() {
+    if (f_.valid()) f_.wait();
+  }
+  std::future<R> f_;
+};
+
+// Queues fn for the helper thread.
+void run_on_helper(std::function<void()> fn);
+
+template <typename F>
+auto on_helper(F fn) -> Pending<decltype(fn())> {
+  using R = decltype(fn());
+  auto task = std::make_shared<std::packaged_task<R()>>(std::move(fn));
+  Pending<R> p(task->get_future());
+  run_on_helper([task] { (*task)(); });
+  return p;
+}
+
+}  // namespace thinmeta::pdata

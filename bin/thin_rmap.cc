@@ -90,7 +90,7 @@ int thin_rmap_main(int argc, char** argv) {
       out.put("..");
       out.put_u64(r.data_begin + r.len);
       out.put(" -> thin(");
-      out.put_u64(r.dev);
+      out.put_u64(runs->dev(r));
       out.put(") ");
       out.put_u64(r.thin_begin);
       out.put("..");

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "thin/rmap.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <new>
 #include <optional>
 
 #include "thin/device_details.h"
@@ -33,10 +36,26 @@ bool contains(const std::vector<DataRegion>& rs, std::uint64_t b) {
 
 }  // namespace
 
-Result<std::vector<ReverseRun>> reverse_map(pdata::IoEngine& io, pdata::BlockAddr mapping_root,
+ReverseRuns::~ReverseRuns() {
+  if (p_) ::munmap(p_, cap_ * sizeof(ReverseRun));
+}
+
+void ReverseRuns::grow() {
+  // cap_ * sizeof(ReverseRun) is a multiple of the page size: cap_ is a multiple of 4096.
+  std::size_t cap = cap_ ? cap_ * 2 : 4096 * 16;  // 1.5 MiB first
+  void* p = p_ ? ::mremap(p_, cap_ * sizeof(ReverseRun), cap * sizeof(ReverseRun), MREMAP_MAYMOVE)
+               : ::mmap(nullptr, cap * sizeof(ReverseRun), PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  ::madvise(p, cap * sizeof(ReverseRun), MADV_HUGEPAGE);  // a fault per 2 MiB where possible
+  p_ = static_cast<ReverseRun*>(p);
+  cap_ = cap;
+}
+
+Result<ReverseRuns> reverse_map(pdata::IoEngine& io, pdata::BlockAddr mapping_root,
                                             std::vector<DataRegion> regions) {
   regions = normalise(std::move(regions));
-  std::vector<ReverseRun> out;
+  ReverseRuns out;
   std::optional<Error> err;
   auto damage = [&](const std::string& where, const pdata::Damage& d) {
     err = Error{Errc::kDamage,
@@ -46,6 +65,13 @@ Result<std::vector<ReverseRun>> reverse_map(pdata::IoEngine& io, pdata::BlockAdd
   walk_device_roots(
       io, mapping_root,
       [&](std::uint64_t dev, pdata::BlockAddr root) {
+        if (out.devs.size() >= kMaxReverseDevices) {
+          err = Error{Errc::kDamage, "metadata contains errors (run thin_check for details): "
+                                     "more than 2^24 thin devices"};
+          return Flow::kStop;
+        }
+        const std::uint64_t index = out.devs.size();
+        out.devs.push_back(dev);
         std::optional<ReverseRun> cur;
         Flow f = walk_mapping_leaves(
             io, root,
@@ -59,7 +85,7 @@ Result<std::vector<ReverseRun>> reverse_map(pdata::IoEngine& io, pdata::BlockAdd
                   continue;
                 }
                 if (cur) out.push_back(*cur);
-                cur = ReverseRun{d, 1, dev, v};
+                cur = ReverseRun{d, v, 1, index};
               }
               return Flow::kContinue;
             },

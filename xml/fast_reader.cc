@@ -143,17 +143,19 @@ class FastReader {
     }
   }
 
-  // Digits up to the closing quote (no more than `max`); false if anything else.
+  // Digits up to the closing quote (no more than `max`); false if anything else. Up to 19
+  // digits cannot overflow 64 bits; a 20th is checked.
   static bool number(const char*& q, std::uint64_t max, std::uint64_t& v) {
     const char* digits = q;
     v = 0;
-    while (*q >= '0' && *q <= '9') {
-      unsigned d = static_cast<unsigned>(*q - '0');
-      if (v > (max - d) / 10) return false;
-      v = v * 10 + d;
-      ++q;
+    while (*q >= '0' && *q <= '9' && q - digits < 19) v = v * 10 + static_cast<unsigned>(*q++ - '0');
+    if (*q >= '0' && *q <= '9') {
+      if (__builtin_mul_overflow(v, 10u, &v) ||
+          __builtin_add_overflow(v, static_cast<unsigned>(*q++ - '0'), &v))
+        return false;
+      if (*q >= '0' && *q <= '9') return false;
     }
-    return q != digits && *q == '"';
+    return q != digits && *q == '"' && v <= max;
   }
 
   // The line thin_dump writes for nearly every mapping, matched literally. kNeedMore (nothing

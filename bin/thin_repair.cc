@@ -67,6 +67,7 @@ int thin_repair_main(int argc, char** argv) {
     ropts.data_block_size = ov.data_block_size;
     ropts.nr_data_blocks = ov.nr_data_blocks;
     ropts.clear_needs_check = true;
+    ropts.sink_counts_mappings = true;  // the restorer recomputes mapped_blocks
     thin::RestoreOptions wopts;
     wopts.clear_needs_check = true;
 

@@ -84,7 +84,16 @@ struct DevicePlan {
   RecoveredDevice dev;
   std::vector<KeyRange> lost;  // of the live tree (everything when it has none)
   std::uint64_t live = 0, from_snapshot = 0;
+  bool walk_once = false;  // not counted in pass 1: live is unknown
 };
+
+void note_walk(const std::string& who, const MappingWalk& w, std::vector<std::string>& notes) {
+  for (std::size_t i = 0; i < w.lost.size(); ++i)
+    notes.push_back(who + ": mappings of blocks " + range_str(w.lost[i]) + " lost: " + w.whats[i]);
+  if (w.dropped)
+    notes.push_back(who + ": " + std::to_string(w.dropped) +
+                    " mappings beyond the end of the data device dropped");
+}
 
 }  // namespace
 
@@ -142,6 +151,13 @@ Result<RepairStats> repair(IoEngine& io, const RepairOptions& opts, MetadataSink
       continue;
     DevicePlan p{id, dev, {}, 0, 0};
     const std::string who = "thin device " + std::to_string(id);
+    // Walked once, in pass 2 (its notes are made there).
+    p.walk_once = opts.sink_counts_mappings && !opts.skip_mappings && sb && dev.root &&
+                  !dev.root_from_snapshot;
+    if (p.walk_once) {
+      plans.push_back(std::move(p));
+      continue;
+    }
     if (dev.root) {
       std::uint64_t n = 0;
       THINMETA_TRY(MappingWalk w, walk_mappings(io, *dev.root, nr_data, [&](const Mapping& m) {
@@ -150,12 +166,7 @@ Result<RepairStats> repair(IoEngine& io, const RepairOptions& opts, MetadataSink
                    }));
       p.lost = w.lost;
       p.live = n;
-      for (std::size_t i = 0; i < w.lost.size(); ++i)
-        notes.push_back(who + ": mappings of blocks " + range_str(w.lost[i]) + " lost: " +
-                        w.whats[i]);
-      if (w.dropped)
-        notes.push_back(who + ": " + std::to_string(w.dropped) +
-                        " mappings beyond the end of the data device dropped");
+      note_walk(who, w, notes);
       stats.dropped += w.dropped;
       if (dev.root_from_snapshot) p.from_snapshot = n, p.live = 0;
     } else {
@@ -198,7 +209,7 @@ Result<RepairStats> repair(IoEngine& io, const RepairOptions& opts, MetadataSink
       notes.push_back("thin device " + std::to_string(p.id) +
                       ": details lost; recreated from its mapping tree");
     }
-    di.details.mapped_blocks = p.live + p.from_snapshot;
+    di.details.mapped_blocks = p.live + p.from_snapshot;  // walk_once: the sink counts
     THINMETA_CHECK(out.begin_device(di));
     ++stats.devices;
     stats.mappings += di.details.mapped_blocks;
@@ -216,13 +227,23 @@ Result<RepairStats> repair(IoEngine& io, const RepairOptions& opts, MetadataSink
       std::size_t next = 0;
       auto emit = [&](const Mapping& m) { return runs.add(m.key, m.data, m.time); };
       if (p.dev.root) {
+        std::uint64_t n = 0;
         THINMETA_TRY(MappingWalk w, walk_mappings(io, *p.dev.root, nr_data,
                                                   [&](const Mapping& m) -> Result<> {
                                                     while (next < fill.size() && fill[next].key < m.key)
                                                       THINMETA_CHECK(emit(fill[next++]));
+                                                    ++n;
                                                     return emit(m);
                                                   }));
-        (void)w;
+        if (p.walk_once) {
+          const std::string who = "thin device " + std::to_string(p.id);
+          note_walk(who, w, notes);
+          if (!w.lost.empty() && p.dev.snapshot_root)
+            notes.push_back(who + ": the metadata snapshot holds an older version of the lost "
+                            "blocks (thin_dump -m); it is not mixed into the current device");
+          stats.dropped += w.dropped;
+          stats.mappings += n;
+        }
       }
       while (next < fill.size()) THINMETA_CHECK(emit(fill[next++]));
       THINMETA_CHECK(runs.flush());

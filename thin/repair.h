@@ -24,6 +24,10 @@ struct RepairOptions {
   std::vector<std::uint64_t> dev_ids;  // empty: every device
   bool skip_mappings = false;
   bool clear_needs_check = false;      // thin_repair: the output is freshly checked metadata
+  // The sink recomputes each device's mapped_blocks (the restorer does): devices whose live
+  // tree is used whole are then walked once, not counted first (the superblock must be
+  // readable: without it the pool time comes from that count walk).
+  bool sink_counts_mappings = false;
 };
 
 struct RepairStats {

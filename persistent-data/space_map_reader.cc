@@ -145,7 +145,7 @@ void SpaceMapReader::count_structure(bool ref_count_tree) {
 void SpaceMapReader::for_each_bitmap(const CountsFn& fn, bool count_ref_count_tree) {
   const std::string name = kind_ == SpaceMapKind::kMetadata ? "metadata" : "data";
   std::vector<std::uint32_t> counts(kEntriesPerBitmap);
-  AlignedBuffer batch(kBitmapBatch);
+  AlignedBuffer batch(std::clamp<std::size_t>(index_.size(), 1, kBitmapBatch));  // small maps: small
   std::uint64_t batch_first = 0, batch_len = 0;
   std::vector<int> errs(kBitmapBatch);
   std::vector<KeyRange> lost;  // reference-count tree ranges lost to damage

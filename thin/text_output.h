@@ -5,10 +5,10 @@
 
 #include <charconv>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "persistent-data/result.h"
 
@@ -16,30 +16,31 @@ namespace thinmeta::thin {
 
 class TextOutput {
  public:
-  explicit TextOutput(int fd, std::size_t buffer_size = 1 << 20) : fd_(fd) {
-    buf_.resize(buffer_size);
-  }
+  // The buffer is not zeroed: its pages are touched only as far as output fills them (a tiny
+  // dump does not pay for 1 MiB of page faults).
+  explicit TextOutput(int fd, std::size_t buffer_size = 1 << 20)
+      : fd_(fd), buf_(std::make_unique_for_overwrite<char[]>(buffer_size)), size_(buffer_size) {}
   ~TextOutput() = default;
 
   void put(std::string_view s) {
-    if (s.size() > buf_.size() - used_) {
+    if (s.size() > size_ - used_) {
       drain();
-      if (s.size() > buf_.size()) {
+      if (s.size() > size_) {
         write_all(s.data(), s.size());
         return;
       }
     }
-    std::copy(s.begin(), s.end(), buf_.data() + used_);
+    std::copy(s.begin(), s.end(), buf_.get() + used_);
     used_ += s.size();
   }
   void put(char c) {
-    if (used_ == buf_.size()) drain();
+    if (used_ == size_) drain();
     buf_[used_++] = c;
   }
   void put_u64(std::uint64_t v) {
-    if (buf_.size() - used_ < 24) drain();
-    auto r = std::to_chars(buf_.data() + used_, buf_.data() + buf_.size(), v);
-    used_ = static_cast<std::size_t>(r.ptr - buf_.data());
+    if (size_ - used_ < 24) drain();
+    auto r = std::to_chars(buf_.get() + used_, buf_.get() + size_, v);
+    used_ = static_cast<std::size_t>(r.ptr - buf_.get());
   }
   // Writes out everything buffered; returns the first error seen since construction.
   Result<> flush() {
@@ -59,13 +60,14 @@ class TextOutput {
 
  private:
   void drain() {
-    if (used_) write_all(buf_.data(), used_);
+    if (used_) write_all(buf_.get(), used_);
     used_ = 0;
   }
   void write_all(const char* p, std::size_t n);
 
   int fd_;
-  std::vector<char> buf_;
+  std::unique_ptr<char[]> buf_;
+  std::size_t size_;
   std::size_t used_ = 0;
   std::optional<Error> error_;
 };

@@ -89,7 +89,7 @@ class FastReader {
  public:
   FastReader(thin::MetadataSink& sink, int fd) : sink_(sink), fd_(fd) {
     if (fd_ >= 0) {
-      storage_ = std::make_unique<char[]>(kBufSize);
+      storage_ = std::make_unique_for_overwrite<char[]>(kBufSize);
       p_ = end_ = storage_.get();
     }
   }

@@ -11,6 +11,7 @@
 #include "thin/metadata.h"
 #include "thin/repair.h"
 #include "thin/restorer.h"
+#include "thin/spill.h"
 
 namespace thinmeta::cli {
 namespace {
@@ -82,10 +83,12 @@ int thin_repair_main(int argc, char** argv) {
     // it yields needs the in-memory restorer.
     wopts.streaming = true;
     auto restorer = std::make_unique<thin::Restorer>(wopts);
+    auto spill = std::make_unique<thin::SpillSink>(*restorer);  // replayed by the second pass
     std::vector<std::string> notes;
-    auto stats = thin::repair(**io, ropts, *restorer, notes);
+    auto stats = thin::repair(**io, ropts, *spill, notes);
     if (!stats && restorer->needs_memory()) {
       wopts.streaming = false;
+      spill.reset();
       restorer = std::make_unique<thin::Restorer>(wopts);
       notes.clear();
       stats = thin::repair(**io, ropts, *restorer, notes);
@@ -103,6 +106,7 @@ int thin_repair_main(int argc, char** argv) {
       std::cerr << "Warning: truncating metadata device to " << pdata::kMaxMetadataBlocks
                 << " 4k blocks\n";
     auto written = restorer->commit(**dst, [&](thin::MetadataSink& sink) -> Result<> {
+      if (spill && spill->complete()) return spill->replay(sink);
       std::vector<std::string> again;
       auto r = thin::repair(**io, ropts, sink, again);
       if (!r) return std::unexpected(r.error());

@@ -14,6 +14,7 @@
 #include "bin/cli.h"
 #include "persistent-data/io_engine.h"
 #include "thin/restorer.h"
+#include "thin/spill.h"
 #include "xml/fast_reader.h"
 #include "xml/metadata_reader.h"
 
@@ -87,6 +88,7 @@ int thin_restore_main(int argc, char** argv) {
     const bool regular = ::fstat(*fd, &st) == 0 && S_ISREG(st.st_mode);
     ropts.streaming = regular;
     std::unique_ptr<thin::Restorer> restorer;
+    std::unique_ptr<thin::SpillSink> spill;  // the first pass, recorded for the second
     bool fast = false;  // whether the fast reader took the whole input
     auto rewind = [&]() -> Result<> {
       if (::lseek(*fd, 0, SEEK_SET) == 0) return {};
@@ -98,8 +100,11 @@ int thin_restore_main(int argc, char** argv) {
     // column expat reports).
     auto parse = [&](const thin::RestoreOptions& o) -> Result<> {
       restorer = std::make_unique<thin::Restorer>(o);
+      spill.reset();
       if (regular) {
-        THINMETA_TRY(bool done, xml::read_metadata_pipelined(*fd, *restorer));
+        if (o.streaming) spill = std::make_unique<thin::SpillSink>(*restorer);
+        thin::MetadataSink& first = spill ? static_cast<thin::MetadataSink&>(*spill) : *restorer;
+        THINMETA_TRY(bool done, xml::read_metadata_pipelined(*fd, first));
         if (done) {
           fast = true;
           return {};
@@ -108,6 +113,7 @@ int thin_restore_main(int argc, char** argv) {
           return fail(Errc::kInvalidArgument, "unsorted mappings need the in-memory restore");
         THINMETA_CHECK(rewind());
         restorer = std::make_unique<thin::Restorer>(o);
+        spill.reset();
       }
       fast = false;
       return xml::read_metadata(*fd, *restorer);
@@ -136,6 +142,7 @@ int thin_restore_main(int argc, char** argv) {
       std::cerr << "Warning: truncating metadata device to " << pdata::kMaxMetadataBlocks
                 << " 4k blocks\n";
     auto stats = restorer->commit(**io, [&](thin::MetadataSink& sink) -> Result<> {
+      if (spill && spill->complete()) return spill->replay(sink);
       THINMETA_CHECK(rewind());
       if (!fast) return xml::read_metadata(*fd, sink);
       THINMETA_TRY(bool done, xml::read_metadata_pipelined(*fd, sink));

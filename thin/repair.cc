@@ -95,6 +95,11 @@ void note_walk(const std::string& who, const MappingWalk& w, std::vector<std::st
                     " mappings beyond the end of the data device dropped");
 }
 
+void note_snapshot_not_mixed(const std::string& who, std::vector<std::string>& notes) {
+  notes.push_back(who + ": the metadata snapshot holds an older version of the lost blocks "
+                  "(thin_dump -m); it is not mixed into the current device");
+}
+
 }  // namespace
 
 Result<RepairStats> repair(IoEngine& io, const RepairOptions& opts, MetadataSink& out,
@@ -177,8 +182,7 @@ Result<RepairStats> repair(IoEngine& io, const RepairOptions& opts, MetadataSink
     // lost range inside a live tree from it would mix an older version of some blocks into
     // the current device, silently: report the range as lost instead.
     if (!p.lost.empty() && dev.root && dev.snapshot_root && !dev.root_from_snapshot)
-      notes.push_back(who + ": the metadata snapshot holds an older version of the lost blocks "
-                      "(thin_dump -m); it is not mixed into the current device");
+      note_snapshot_not_mixed(who, notes);
     if (!p.lost.empty() && !dev.root && dev.snapshot_root && !dev.root_from_snapshot) {
       std::uint64_t n = 0;
       THINMETA_TRY(MappingWalk w, walk_mappings(io, *dev.snapshot_root, nr_data,
@@ -238,9 +242,7 @@ Result<RepairStats> repair(IoEngine& io, const RepairOptions& opts, MetadataSink
         if (p.walk_once) {
           const std::string who = "thin device " + std::to_string(p.id);
           note_walk(who, w, notes);
-          if (!w.lost.empty() && p.dev.snapshot_root)
-            notes.push_back(who + ": the metadata snapshot holds an older version of the lost "
-                            "blocks (thin_dump -m); it is not mixed into the current device");
+          if (!w.lost.empty() && p.dev.snapshot_root) note_snapshot_not_mixed(who, notes);
           stats.dropped += w.dropped;
           stats.mappings += n;
         }

@@ -53,7 +53,7 @@ void ReverseRuns::grow() {
 }
 
 Result<ReverseRuns> reverse_map(pdata::IoEngine& io, pdata::BlockAddr mapping_root,
-                                            std::vector<DataRegion> regions) {
+                                std::vector<DataRegion> regions) {
   regions = normalise(std::move(regions));
   ReverseRuns out;
   std::optional<Error> err;

@@ -63,6 +63,6 @@ class ReverseRuns {
 // lies in a region, joins consecutive ones (same device, virtual and data blocks both +1) and
 // returns them sorted by data block, then device. Damage is an Errc::kDamage error.
 Result<ReverseRuns> reverse_map(pdata::IoEngine& io, pdata::BlockAddr mapping_root,
-                                            std::vector<DataRegion> regions);
+                                std::vector<DataRegion> regions);
 
 }  // namespace thinmeta::thin

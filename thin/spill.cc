@@ -76,7 +76,7 @@ void SpillSink::put(char kind, const void* payload, std::size_t len) {
     used_ = 0;
   }
   buf_[used_] = kind;
-  std::memcpy(buf_.get() + used_ + 1, payload, len);
+  if (len) std::memcpy(buf_.get() + used_ + 1, payload, len);
   used_ += 1 + len;
 }
 

@@ -42,42 +42,28 @@ int temp_file() {
   return fd;
 }
 
-bool write_all(int fd, const char* p, std::size_t n) {
-  while (n) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return true;
-}
-
 }  // namespace
 
 SpillSink::SpillSink(MetadataSink& inner) : inner_(inner), fd_(temp_file()) {
-  if (fd_ >= 0) buf_ = std::make_unique_for_overwrite<char[]>(kBufSize);
+  if (fd_ >= 0) out_.emplace(fd_, kBufSize);
 }
 
 SpillSink::~SpillSink() {
+  out_.reset();
   if (fd_ >= 0) ::close(fd_);
 }
 
 void SpillSink::give_up() {
+  out_.reset();
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
-  buf_.reset();
 }
 
 void SpillSink::put(char kind, const void* payload, std::size_t len) {
-  if (fd_ < 0) return;
-  if (kBufSize - used_ < 1 + len) {
-    if (!write_all(fd_, buf_.get(), used_) || (written_ += used_) > kMaxBytes) return give_up();
-    used_ = 0;
-  }
-  buf_[used_] = kind;
-  if (len) std::memcpy(buf_.get() + used_ + 1, payload, len);
-  used_ += 1 + len;
+  if (!out_) return;
+  out_->put(kind);
+  if (len) out_->put(std::string_view(static_cast<const char*>(payload), len));
+  if (out_->failed() || (written_ += 1 + len) > kMaxBytes) give_up();
 }
 
 Result<> SpillSink::begin_superblock(const SuperblockInfo& sb) {
@@ -90,8 +76,7 @@ Result<> SpillSink::begin_superblock(const SuperblockInfo& sb) {
 Result<> SpillSink::end_superblock() {
   THINMETA_CHECK(inner_.end_superblock());
   put(kEndSuperblock, nullptr, 0);
-  if (fd_ >= 0 && !write_all(fd_, buf_.get(), used_)) give_up();
-  used_ = 0;
+  if (out_ && !out_->flush()) give_up();
   done_ = fd_ >= 0;
   return {};
 }

@@ -12,9 +12,10 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
+#include <optional>
 
 #include "thin/sink.h"
+#include "thin/text_output.h"
 
 namespace thinmeta::thin {
 
@@ -50,8 +51,7 @@ class SpillSink final : public MetadataSink {
   int fd_ = -1;
   bool done_ = false;
   SuperblockInfo sb_;  // one per stream: kept here, not in the file
-  std::unique_ptr<char[]> buf_;
-  std::size_t used_ = 0;
+  std::optional<TextOutput> out_;  // buffered writes to fd_
   std::uint64_t written_ = 0;
 };
 

@@ -4,6 +4,7 @@
 #include <libaio.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -32,9 +33,10 @@ class AioEngine final : public IoEngine {
 
   void read_many(std::span<const BlockAddr> addrs, std::uint8_t* bufs,
                  std::span<int> errs) override {
-    IoPlan plan = plan_reads(addrs, nr_, bufs, gap_scratch_.data(), errs);
+    GapSink* sink = sink_.load(std::memory_order_acquire);
+    IoPlan plan = plan_reads(addrs, nr_, bufs, gap_scratch_.data(), errs, sink);
     run(plan, bufs, /*write=*/false);
-    finish_reads(fd_, plan, addrs, bufs, errs);
+    finish_reads(fd_, plan, addrs, bufs, errs, sink);
   }
 
   Result<> write_many(std::span<const BlockAddr> addrs, const std::uint8_t* bufs) override {
@@ -45,11 +47,12 @@ class AioEngine final : public IoEngine {
   }
 
   Result<> flush() override { return flush_fd(fd_); }
+  void set_gap_sink(GapSink* s) override { sink_.store(s, std::memory_order_release); }
 
  private:
-  // A kernel context with its iocbs and events: one batch at a time uses it. Two lanes let
-  // two threads (a walk and its read-ahead, two cursors, a writer and a reader) keep their
-  // batches in flight together, which about doubles what the disk delivers.
+  // A kernel context with its iocbs and events: one batch at a time uses it. Several lanes
+  // let threads (a walk and its read-ahead, a second walk, two cursors, a writer and a reader)
+  // keep their batches in flight together, which about doubles what the disk delivers.
   struct Lane {
     std::mutex mu;
     io_context_t ctx = nullptr;
@@ -159,8 +162,9 @@ class AioEngine final : public IoEngine {
   int fd_;
   BlockAddr nr_;
   unsigned qd_;
-  Lane lanes_[2];
+  Lane lanes_[3];  // contexts are set up on first use: a lane is only made when needed
   AlignedBuffer gap_scratch_;  // where gap blocks are read to (never looked at)
+  std::atomic<GapSink*> sink_{nullptr};  // takes the gap blocks it wants
 };
 
 }  // namespace

@@ -57,27 +57,9 @@ class Walker {
     Pending<void> done;  // valid while the read runs on the helper thread
   };
 
-  // Everything that makes a node unusable, as Damage. `verified`: validate_block() passed
-  // already (on the thread that read it).
   std::optional<Damage> check(const NodeContext& ctx, const std::uint8_t* block,
                               bool verified = false) const {
-    auto bad = [&](std::string what) { return Damage{ctx.addr, ctx.range, std::move(what)}; };
-    if (!verified)
-      if (auto d = validate_block(block, ctx.addr, BlockKind::kNode)) return bad(*d);
-    NodeView n(block);
-    if (auto d = check_node_shape(n, ctx.addr, opts_.leaf_value_size)) return bad(*d);
-    std::uint32_t nr = n.nr_entries();
-    if (nr > 0 &&
-        (n.key(0) < ctx.range.begin || (ctx.range.end && n.key(nr - 1) >= *ctx.range.end)))
-      return bad("keys outside the range given by the parent" + range_str(ctx.addr));
-    if (opts_.check_fill && ctx.depth > 0 && nr < n.max_entries() / 3)
-      return bad("too few entries (" + std::to_string(nr) + ") in non-root btree node" +
-                 range_str(ctx.addr));
-    if (n.is_internal()) {
-      if (nr == 0 && ctx.depth > 0) return bad("empty internal node" + range_str(ctx.addr));
-      if (ctx.depth + 1 >= opts_.max_depth) return bad("btree too deep" + range_str(ctx.addr));
-    }
-    return std::nullopt;
+    return check_node(ctx, block, opts_, verified);
   }
 
   // Decides which children of e.block to read (calls enter()), noting those that cannot be.
@@ -232,6 +214,27 @@ class Walker {
 };
 
 }  // namespace
+
+std::optional<Damage> check_node(const NodeContext& ctx, const std::uint8_t* block,
+                                 const WalkOptions& opts, bool verified) {
+  auto bad = [&](std::string what) { return Damage{ctx.addr, ctx.range, std::move(what)}; };
+  if (!verified)
+    if (auto d = validate_block(block, ctx.addr, BlockKind::kNode)) return bad(*d);
+  NodeView n(block);
+  if (auto d = check_node_shape(n, ctx.addr, opts.leaf_value_size)) return bad(*d);
+  std::uint32_t nr = n.nr_entries();
+  if (nr > 0 &&
+      (n.key(0) < ctx.range.begin || (ctx.range.end && n.key(nr - 1) >= *ctx.range.end)))
+    return bad("keys outside the range given by the parent" + range_str(ctx.addr));
+  if (opts.check_fill && ctx.depth > 0 && nr < n.max_entries() / 3)
+    return bad("too few entries (" + std::to_string(nr) + ") in non-root btree node" +
+               range_str(ctx.addr));
+  if (n.is_internal()) {
+    if (nr == 0 && ctx.depth > 0) return bad("empty internal node" + range_str(ctx.addr));
+    if (ctx.depth + 1 >= opts.max_depth) return bad("btree too deep" + range_str(ctx.addr));
+  }
+  return std::nullopt;
+}
 
 Flow walk_btree(IoEngine& io, BlockAddr root, const WalkOptions& opts, BtreeVisitor& v) {
   Walker w(io, opts, v);

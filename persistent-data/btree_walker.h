@@ -56,6 +56,11 @@ struct WalkOptions {
 // outlive the call. Memory: one batch of child blocks per level (at most 1 MiB a level).
 Flow walk_btree(IoEngine& io, BlockAddr root, const WalkOptions& opts, BtreeVisitor& v);
 
+// Everything that makes a node read at ctx unusable to a walk (checksum and self address
+// unless `verified`, shape, keys inside ctx.range, fill, depth), as Damage.
+std::optional<Damage> check_node(const NodeContext& ctx, const std::uint8_t* block,
+                                 const WalkOptions& opts, bool verified = false);
+
 // Reads and checks one node (checksum, self address, shape). On success `buf` holds it.
 std::optional<std::string> read_node(IoEngine& io, BlockAddr addr, std::uint32_t leaf_value_size,
                                      std::uint8_t* buf);

@@ -13,6 +13,17 @@
 
 namespace thinmeta::pdata {
 
+// Takes blocks that another reader's requests cover anyway: the asynchronous engines join
+// nearby requests by reading the blocks between them (io_plan.h), and hand over those a sink
+// wants instead of dropping them. Both calls come from whichever thread is reading (two may
+// read at once) and must be thread-safe; wants() is called for every gap block.
+class GapSink {
+ public:
+  virtual ~GapSink() = default;
+  virtual bool wants(BlockAddr b) const = 0;
+  virtual void take(BlockAddr b, const std::uint8_t* block) = 0;
+};
+
 class IoEngine {
  public:
   virtual ~IoEngine() = default;
@@ -26,6 +37,9 @@ class IoEngine {
   // Writes addrs[i] from bufs + i * kBlockSize. Fails on the first error.
   virtual Result<> write_many(std::span<const BlockAddr> addrs, const std::uint8_t* bufs) = 0;
   virtual Result<> flush() = 0;
+  // From now on, gap blocks `sink` wants go to it (engines that read no gaps ignore this).
+  // nullptr stops it; the caller makes sure no read is in flight then.
+  virtual void set_gap_sink(GapSink*) {}
 
   Result<> read(BlockAddr addr, std::uint8_t* buf);
   Result<> write(BlockAddr addr, const std::uint8_t* buf);

@@ -10,10 +10,11 @@
 namespace thinmeta::pdata {
 
 IoPlan plan_reads(std::span<const BlockAddr> addrs, BlockAddr nr_blocks, std::uint8_t* bufs,
-                  std::uint8_t* gap_scratch, std::span<int> errs) {
+                  std::uint8_t* gap_scratch, std::span<int> errs, const GapSink* sink) {
   IoPlan plan;
   plan.reqs.reserve(addrs.size());
-  std::size_t i = 0;
+  // The requests first: [i, j) of addrs each, and whether they have gaps.
+  std::size_t i = 0, wanted = 0;
   while (i < addrs.size()) {
     if (addrs[i] >= nr_blocks) {
       errs[i] = EINVAL;
@@ -24,26 +25,59 @@ IoPlan plan_reads(std::span<const BlockAddr> addrs, BlockAddr nr_blocks, std::ui
     bool gaps = false;
     while (j < addrs.size() && addrs[j] > addrs[j - 1] && addrs[j] < nr_blocks &&
            addrs[j] - addrs[j - 1] - 1 <= kMaxGap && addrs[j] - addrs[i] < kMaxRunBlocks) {
-      gaps = gaps || addrs[j] != addrs[j - 1] + 1;
+      if (addrs[j] != addrs[j - 1] + 1) {
+        gaps = true;
+        if (sink)
+          for (BlockAddr g = addrs[j - 1] + 1; g < addrs[j]; ++g) wanted += sink->wants(g);
+      }
       ++j;
     }
     IoRequest r{i, j - i, addrs[i], 0, j - i, 0, 0};
-    if (gaps) {
-      r.span = addrs[j - 1] - addrs[i] + 1;
-      r.iov_first = static_cast<std::uint32_t>(plan.iovs.size());
-      for (std::size_t k = i; k < j; ++k) {
-        if (k > i && addrs[k] == addrs[k - 1] + 1) {
-          plan.iovs.back().iov_len += kBlockSize;  // the caller's blocks k - 1 and k adjoin
-          continue;
-        }
-        if (k > i)
-          plan.iovs.push_back(iovec{gap_scratch, (addrs[k] - addrs[k - 1] - 1) * kBlockSize});
-        plan.iovs.push_back(iovec{bufs + k * kBlockSize, kBlockSize});
-      }
-      r.iov_n = static_cast<std::uint32_t>(plan.iovs.size() - r.iov_first);
-    }
+    if (gaps) r.span = addrs[j - 1] - addrs[i] + 1;
     plan.reqs.push_back(r);
     i = j;
+  }
+  if (wanted) {
+    // Reused by every batch this thread reads: a check reads ~600 batches.
+    thread_local AlignedBuffer harvest;
+    harvest.resize(wanted);
+    plan.harvest = harvest.data();
+  }
+  // Then the scatter lists of those with gaps: the caller's blocks, the scratch for gap blocks
+  // nobody wants, a harvest slot for each one the sink wants.
+  auto add = [&](std::uint8_t* p, std::size_t len) {
+    if (!plan.iovs.empty() && p != gap_scratch &&
+        static_cast<std::uint8_t*>(plan.iovs.back().iov_base) + plan.iovs.back().iov_len == p)
+      plan.iovs.back().iov_len += len;
+    else
+      plan.iovs.push_back(iovec{p, len});
+  };
+  for (std::size_t q = 0; q < plan.reqs.size(); ++q) {
+    IoRequest& r = plan.reqs[q];
+    if (r.span == r.nr) continue;
+    r.iov_first = static_cast<std::uint32_t>(plan.iovs.size());
+    for (std::size_t k = r.first; k < r.first + r.nr; ++k) {
+      if (k > r.first && addrs[k] != addrs[k - 1] + 1) {
+        BlockAddr g = addrs[k - 1] + 1;
+        while (g < addrs[k]) {
+          if (wanted && sink->wants(g)) {
+            add(plan.harvest + plan.harvested.size() * kBlockSize, kBlockSize);
+            plan.harvested.push_back({g, q});
+            ++g;
+            continue;
+          }
+          BlockAddr e = g + 1;
+          while (e < addrs[k] && !(wanted && sink->wants(e))) ++e;
+          plan.iovs.push_back(iovec{gap_scratch, (e - g) * kBlockSize});
+          g = e;
+        }
+      }
+      if (plan.iovs.size() == r.iov_first)
+        plan.iovs.push_back(iovec{bufs + k * kBlockSize, kBlockSize});
+      else
+        add(bufs + k * kBlockSize, kBlockSize);
+    }
+    r.iov_n = static_cast<std::uint32_t>(plan.iovs.size() - r.iov_first);
   }
   return plan;
 }
@@ -89,7 +123,11 @@ void run_request_sync(int fd, IoRequest& r, std::uint8_t* bufs, bool write, cons
 }
 
 void finish_reads(int fd, IoPlan& plan, std::span<const BlockAddr> addrs, std::uint8_t* bufs,
-                  std::span<int> errs) {
+                  std::span<int> errs, GapSink* sink) {
+  if (sink)
+    for (std::size_t k = 0; k < plan.harvested.size(); ++k)
+      if (!plan.reqs[plan.harvested[k].req].err)
+        sink->take(plan.harvested[k].addr, plan.harvest + k * kBlockSize);
   for (const IoRequest& r : plan.reqs) {
     if (r.err && r.iov_n) {
       for (std::size_t k = r.first; k < r.first + r.nr;) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "persistent-data/block.h"
+#include "persistent-data/io_engine.h"
 #include "persistent-data/result.h"
 
 namespace thinmeta::pdata {
@@ -33,12 +34,22 @@ struct IoRequest {
 struct IoPlan {
   std::vector<IoRequest> reqs;
   std::vector<iovec> iovs;
+  // Gap blocks a GapSink wants, read into a buffer of the planning thread's (slot k at
+  // harvest + k * kBlockSize; valid until that thread plans again).
+  struct Harvested {
+    BlockAddr addr;
+    std::size_t req;  // index into reqs
+  };
+  std::vector<Harvested> harvested;
+  std::uint8_t* harvest = nullptr;
 };
 
 // Reads of addrs into bufs (block i at bufs + i * kBlockSize). Addresses >= nr_blocks get
-// errs[i] = EINVAL and no request. `gap_scratch` holds kMaxGap blocks.
+// errs[i] = EINVAL and no request. `gap_scratch` holds kMaxGap blocks; gap blocks `sink`
+// wants are read into the calling thread's harvest buffer instead (read_many plans, runs and
+// finishes on one thread).
 IoPlan plan_reads(std::span<const BlockAddr> addrs, BlockAddr nr_blocks, std::uint8_t* bufs,
-                  std::uint8_t* gap_scratch, std::span<int> errs);
+                  std::uint8_t* gap_scratch, std::span<int> errs, const GapSink* sink = nullptr);
 // Writes: consecutive runs only (callers check addresses first).
 IoPlan plan_writes(std::span<const BlockAddr> addrs);
 
@@ -46,9 +57,10 @@ IoPlan plan_writes(std::span<const BlockAddr> addrs);
 void run_request_sync(int fd, IoRequest& r, std::uint8_t* bufs, bool write, const IoPlan& plan);
 
 // Copies each request's status into errs; a failed request with gaps is read again block run
-// by block run (perhaps only a gap block was unreadable).
+// by block run (perhaps only a gap block was unreadable). Harvested gap blocks of requests
+// that succeeded go to sink->take().
 void finish_reads(int fd, IoPlan& plan, std::span<const BlockAddr> addrs, std::uint8_t* bufs,
-                  std::span<int> errs);
+                  std::span<int> errs, GapSink* sink = nullptr);
 
 // Writes must stay on the device: the 1.x message for the first address that does not.
 Result<> check_write_range(std::span<const BlockAddr> addrs, BlockAddr nr_blocks);

@@ -142,7 +142,8 @@ void SpaceMapReader::count_structure(bool ref_count_tree) {
   walk_btree(io_, root_.ref_count_root, o, fv);
 }
 
-void SpaceMapReader::for_each_bitmap(const CountsFn& fn, bool count_ref_count_tree) {
+void SpaceMapReader::for_each_bitmap(const CountsFn& fn, bool count_ref_count_tree,
+                                     const RefCountTreeImage* pre) {
   const std::string name = kind_ == SpaceMapKind::kMetadata ? "metadata" : "data";
   std::vector<std::uint32_t> counts(kEntriesPerBitmap);
   AlignedBuffer batch(std::clamp<std::size_t>(index_.size(), 1, kBitmapBatch));  // small maps: small
@@ -224,6 +225,32 @@ void SpaceMapReader::for_each_bitmap(const CountsFn& fn, bool count_ref_count_tr
   };
 
   if (index_.empty()) return;
+  if (pre && pre->usable) {
+    // The tree's entries a bitmap at a time, in the order a walk would have reported them.
+    if (count_ref_count_tree)
+      for (BlockAddr b : pre->nodes) v_.uses(b);
+    std::vector<std::uint32_t> tree(kEntriesPerBitmap);
+    for (cur = 0; cur < index_.size(); ++cur) {
+      load(cur);
+      std::uint64_t first = cur * kEntriesPerBitmap;
+      if (valid && pre->counts.any_nonzero(first, len)) {
+        pre->counts.get_range(first, std::span<std::uint32_t>(tree.data(), len));
+        for (std::size_t e = 0; e < len; ++e) {
+          std::uint32_t c = tree[e];
+          if (!c) continue;
+          if (counts[e] != kPending) {
+            v_.damage(name + " space map reference count tree says block " +
+                      std::to_string(first + e) + " has count " + std::to_string(c) +
+                      ", but its bitmap entry is " + std::to_string(counts[e]));
+            continue;
+          }
+          counts[e] = c;
+        }
+      }
+      emit();
+    }
+    return;
+  }
   load(0);
   auto leaf = [&](const NodeContext&, const NodeView& n) {
     for (std::uint32_t i = 0; i < n.nr_entries(); ++i) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "persistent-data/io_engine.h"
+#include "persistent-data/ref_count_gather.h"
 #include "persistent-data/space_map_format.h"
 
 namespace thinmeta::pdata {
@@ -63,7 +64,10 @@ class SpaceMapReader {
       std::function<void(std::uint64_t first_block, std::span<const std::uint32_t> counts, bool valid)>;
   // With count_ref_count_tree, the reference-count tree's nodes are reported to v.uses() as
   // they are read (saves reading that tree twice).
-  void for_each_bitmap(const CountsFn& fn, bool count_ref_count_tree = false);
+  // With a usable `pre` (RefCountTreeGather of this map), its counts are used instead of
+  // reading the tree; the results and reports are the same.
+  void for_each_bitmap(const CountsFn& fn, bool count_ref_count_tree = false,
+                       const RefCountTreeImage* pre = nullptr);
   // Inside fn: true when the bitmap just given holds no non-zero count (a fast path for
   // sparsely used maps).
   bool last_bitmap_zero() const { return last_zero_; }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -17,81 +18,35 @@
 namespace thinmeta::pdata {
 namespace {
 
-class UringEngine final : public IoEngine {
+// One ring with its mappings: one batch at a time uses it.
+class Ring {
  public:
-  UringEngine(int fd, std::uint64_t size, int ring, const io_uring_params& p)
-      : fd_(fd), nr_(size / kBlockSize), ring_(ring), depth_(p.sq_entries), gap_scratch_(kMaxGap) {}
-  ~UringEngine() override {
-    if (fd_ >= 0) ::close(fd_);
+  Ring(int ring, const io_uring_params& p) : ring_(ring), depth_(p.sq_entries) {}
+  ~Ring() {
     if (sq_ptr_ != MAP_FAILED) ::munmap(sq_ptr_, sq_size_);
     if (cq_ptr_ != MAP_FAILED && cq_ptr_ != sq_ptr_) ::munmap(cq_ptr_, cq_size_);
     if (sqes_ != MAP_FAILED) ::munmap(sqes_, sqes_size_);
     ::close(ring_);
   }
-  void release_fd() { fd_ = -1; }
+  Ring(const Ring&) = delete;
+  Ring& operator=(const Ring&) = delete;
 
-  bool map(const io_uring_params& p) {
-    sq_size_ = p.sq_off.array + p.sq_entries * sizeof(unsigned);
-    cq_size_ = p.cq_off.cqes + p.cq_entries * sizeof(io_uring_cqe);
-    bool single = p.features & IORING_FEAT_SINGLE_MMAP;
-    if (single) sq_size_ = cq_size_ = std::max(sq_size_, cq_size_);
-    sq_ptr_ = ::mmap(nullptr, sq_size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring_,
-                     IORING_OFF_SQ_RING);
-    if (sq_ptr_ == MAP_FAILED) return false;
-    cq_ptr_ = single ? sq_ptr_
-                     : ::mmap(nullptr, cq_size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
-                              ring_, IORING_OFF_CQ_RING);
-    if (cq_ptr_ == MAP_FAILED) return false;
-    sqes_size_ = p.sq_entries * sizeof(io_uring_sqe);
-    sqes_ = ::mmap(nullptr, sqes_size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring_,
-                   IORING_OFF_SQES);
-    if (sqes_ == MAP_FAILED) return false;
-    auto sq = static_cast<char*>(sq_ptr_);
-    auto cq = static_cast<char*>(cq_ptr_);
-    sq_head_ = reinterpret_cast<unsigned*>(sq + p.sq_off.head);
-    sq_tail_ = reinterpret_cast<unsigned*>(sq + p.sq_off.tail);
-    sq_mask_ = *reinterpret_cast<unsigned*>(sq + p.sq_off.ring_mask);
-    sq_array_ = reinterpret_cast<unsigned*>(sq + p.sq_off.array);
-    cq_head_ = reinterpret_cast<unsigned*>(cq + p.cq_off.head);
-    cq_tail_ = reinterpret_cast<unsigned*>(cq + p.cq_off.tail);
-    cq_mask_ = *reinterpret_cast<unsigned*>(cq + p.cq_off.ring_mask);
-    cqes_ = reinterpret_cast<io_uring_cqe*>(cq + p.cq_off.cqes);
-    return true;
+  // A new ring of `depth` entries, or nullptr if the kernel refuses one.
+  static std::unique_ptr<Ring> create(unsigned depth) {
+    io_uring_params p;
+    std::memset(&p, 0, sizeof(p));
+    int fd = static_cast<int>(::syscall(__NR_io_uring_setup, depth, &p));
+    if (fd < 0) return nullptr;
+    auto r = std::make_unique<Ring>(fd, p);
+    if (!r->map(p)) return nullptr;
+    return r;
   }
 
-  BlockAddr nr_blocks() const override { return nr_; }
-
-  void read_many(std::span<const BlockAddr> addrs, std::uint8_t* bufs,
-                 std::span<int> errs) override {
-    std::lock_guard<std::mutex> lock(mu_);  // walks read ahead on a helper thread
-    IoPlan plan = plan_reads(addrs, nr_, bufs, gap_scratch_.data(), errs);
-    run(plan, bufs, /*write=*/false);
-    finish_reads(fd_, plan, addrs, bufs, errs);
-  }
-
-  Result<> write_many(std::span<const BlockAddr> addrs, const std::uint8_t* bufs) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    THINMETA_CHECK(check_write_range(addrs, nr_));
-    IoPlan plan = plan_writes(addrs);
-    run(plan, const_cast<std::uint8_t*>(bufs), /*write=*/true);
-    return write_result(plan);
-  }
-
-  Result<> flush() override { return flush_fd(fd_); }
-
- private:
-  int enter(unsigned to_submit, unsigned min_complete) {
-    return static_cast<int>(::syscall(__NR_io_uring_enter, ring_, to_submit, min_complete,
-                                      IORING_ENTER_GETEVENTS, nullptr, 0));
-  }
+  std::mutex mu;
 
   // Keeps up to depth_ requests in flight until all are done. Short transfers are errors (EIO).
-  void run(IoPlan& plan, std::uint8_t* bufs, bool write) {
+  void run(int fd, IoPlan& plan, std::uint8_t* bufs, bool write) {
     std::vector<IoRequest>& reqs = plan.reqs;
-    if (reqs.size() < 2) {  // a lone request: pread/pwrite
-      for (IoRequest& r : reqs) run_request_sync(fd_, r, bufs, write, plan);
-      return;
-    }
     std::size_t next = 0, in_flight = 0;  // in_flight: taken by the kernel, not completed
     unsigned unsubmitted = 0;              // in the submission ring, not taken yet
     while (next < reqs.size() || in_flight || unsubmitted) {
@@ -101,7 +56,7 @@ class UringEngine final : public IoEngine {
         unsigned idx = tail & sq_mask_;
         io_uring_sqe& e = static_cast<io_uring_sqe*>(sqes_)[idx];
         std::memset(&e, 0, sizeof(e));
-        e.fd = fd_;
+        e.fd = fd;
         if (r.iov_n) {
           e.opcode = IORING_OP_READV;
           e.addr = reinterpret_cast<std::uint64_t>(plan.iovs.data() + r.iov_first);
@@ -143,6 +98,41 @@ class UringEngine final : public IoEngine {
     }
   }
 
+ private:
+  bool map(const io_uring_params& p) {
+    sq_size_ = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+    cq_size_ = p.cq_off.cqes + p.cq_entries * sizeof(io_uring_cqe);
+    bool single = p.features & IORING_FEAT_SINGLE_MMAP;
+    if (single) sq_size_ = cq_size_ = std::max(sq_size_, cq_size_);
+    sq_ptr_ = ::mmap(nullptr, sq_size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring_,
+                     IORING_OFF_SQ_RING);
+    if (sq_ptr_ == MAP_FAILED) return false;
+    cq_ptr_ = single ? sq_ptr_
+                     : ::mmap(nullptr, cq_size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                              ring_, IORING_OFF_CQ_RING);
+    if (cq_ptr_ == MAP_FAILED) return false;
+    sqes_size_ = p.sq_entries * sizeof(io_uring_sqe);
+    sqes_ = ::mmap(nullptr, sqes_size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring_,
+                   IORING_OFF_SQES);
+    if (sqes_ == MAP_FAILED) return false;
+    auto sq = static_cast<char*>(sq_ptr_);
+    auto cq = static_cast<char*>(cq_ptr_);
+    sq_head_ = reinterpret_cast<unsigned*>(sq + p.sq_off.head);
+    sq_tail_ = reinterpret_cast<unsigned*>(sq + p.sq_off.tail);
+    sq_mask_ = *reinterpret_cast<unsigned*>(sq + p.sq_off.ring_mask);
+    sq_array_ = reinterpret_cast<unsigned*>(sq + p.sq_off.array);
+    cq_head_ = reinterpret_cast<unsigned*>(cq + p.cq_off.head);
+    cq_tail_ = reinterpret_cast<unsigned*>(cq + p.cq_off.tail);
+    cq_mask_ = *reinterpret_cast<unsigned*>(cq + p.cq_off.ring_mask);
+    cqes_ = reinterpret_cast<io_uring_cqe*>(cq + p.cq_off.cqes);
+    return true;
+  }
+
+  int enter(unsigned to_submit, unsigned min_complete) {
+    return static_cast<int>(::syscall(__NR_io_uring_enter, ring_, to_submit, min_complete,
+                                      IORING_ENTER_GETEVENTS, nullptr, 0));
+  }
+
   void reap(std::size_t& in_flight) {
     unsigned head = *cq_head_;
     unsigned tail = __atomic_load_n(cq_tail_, __ATOMIC_ACQUIRE);
@@ -158,8 +148,6 @@ class UringEngine final : public IoEngine {
     __atomic_store_n(cq_head_, head, __ATOMIC_RELEASE);
   }
 
-  int fd_;
-  BlockAddr nr_;
   int ring_;
   unsigned depth_;
   void* sq_ptr_ = MAP_FAILED;
@@ -170,23 +158,99 @@ class UringEngine final : public IoEngine {
   unsigned *cq_head_ = nullptr, *cq_tail_ = nullptr;
   unsigned sq_mask_ = 0, cq_mask_ = 0;
   io_uring_cqe* cqes_ = nullptr;
+};
+
+// Up to kLanes rings, the first made at open, the others when a batch finds every existing
+// ring busy: concurrent batches (a walk's read-ahead, a second walk on another thread, a
+// writer beside a reader) each keep their own requests in flight, which is what fills the
+// disk's queue while one batch is being decoded or formed.
+class UringEngine final : public IoEngine {
+ public:
+  static constexpr std::size_t kLanes = 3;
+
+  UringEngine(int fd, std::uint64_t size, unsigned depth, std::unique_ptr<Ring> first)
+      : fd_(fd), nr_(size / kBlockSize), depth_(depth), gap_scratch_(kMaxGap) {
+    rings_[0] = std::move(first);
+    nr_rings_.store(1);
+  }
+  ~UringEngine() override { ::close(fd_); }
+
+  BlockAddr nr_blocks() const override { return nr_; }
+
+  void read_many(std::span<const BlockAddr> addrs, std::uint8_t* bufs,
+                 std::span<int> errs) override {
+    GapSink* sink = sink_.load(std::memory_order_acquire);
+    IoPlan plan = plan_reads(addrs, nr_, bufs, gap_scratch_.data(), errs, sink);
+    run(plan, bufs, /*write=*/false);
+    finish_reads(fd_, plan, addrs, bufs, errs, sink);
+  }
+
+  Result<> write_many(std::span<const BlockAddr> addrs, const std::uint8_t* bufs) override {
+    THINMETA_CHECK(check_write_range(addrs, nr_));
+    IoPlan plan = plan_writes(addrs);
+    run(plan, const_cast<std::uint8_t*>(bufs), /*write=*/true);
+    return write_result(plan);
+  }
+
+  Result<> flush() override { return flush_fd(fd_); }
+  void set_gap_sink(GapSink* s) override { sink_.store(s, std::memory_order_release); }
+
+ private:
+  void run(IoPlan& plan, std::uint8_t* bufs, bool write) {
+    if (plan.reqs.size() < 2) {  // a lone request: pread/pwrite
+      for (IoRequest& r : plan.reqs) run_request_sync(fd_, r, bufs, write, plan);
+      return;
+    }
+    Ring* ring = nullptr;
+    std::unique_lock<std::mutex> lock = acquire(ring);
+    ring->run(fd_, plan, bufs, write);
+  }
+
+  // A free ring, a new one if all are busy and there is room, else the first (waiting).
+  std::unique_lock<std::mutex> acquire(Ring*& ring) {
+    std::size_t n = nr_rings_.load(std::memory_order_acquire);
+    for (std::size_t k = 0; k < n; ++k) {
+      std::unique_lock<std::mutex> lock(rings_[k]->mu, std::try_to_lock);
+      if (lock.owns_lock()) {
+        ring = rings_[k].get();
+        return lock;
+      }
+    }
+    {
+      std::lock_guard<std::mutex> g(grow_);
+      n = nr_rings_.load(std::memory_order_relaxed);
+      if (n < kLanes && !grow_failed_) {
+        if (auto r = Ring::create(depth_)) {
+          rings_[n] = std::move(r);
+          std::unique_lock<std::mutex> lock(rings_[n]->mu);
+          ring = rings_[n].get();
+          nr_rings_.store(n + 1, std::memory_order_release);
+          return lock;
+        }
+        grow_failed_ = true;
+      }
+    }
+    ring = rings_[0].get();
+    return std::unique_lock<std::mutex>(ring->mu);
+  }
+
+  int fd_;
+  BlockAddr nr_;
+  unsigned depth_;
+  std::unique_ptr<Ring> rings_[kLanes];
+  std::atomic<std::size_t> nr_rings_{0};  // rings_[0, nr_rings_) exist; they never go away
+  std::mutex grow_;
+  bool grow_failed_ = false;  // the kernel refused a ring: make do with those there are
   AlignedBuffer gap_scratch_;  // where gap blocks are read to (never looked at)
-  std::mutex mu_;  // one batch at a time: the rings are shared
+  std::atomic<GapSink*> sink_{nullptr};  // takes the gap blocks it wants
 };
 
 }  // namespace
 
 std::unique_ptr<IoEngine> make_uring_engine(int fd, std::uint64_t size_bytes, unsigned queue_depth) {
-  io_uring_params p;
-  std::memset(&p, 0, sizeof(p));
-  int ring = static_cast<int>(::syscall(__NR_io_uring_setup, queue_depth, &p));
-  if (ring < 0) return nullptr;
-  auto e = std::make_unique<UringEngine>(fd, size_bytes, ring, p);
-  if (!e->map(p)) {
-    e->release_fd();  // the caller keeps it
-    return nullptr;
-  }
-  return e;
+  auto ring = Ring::create(queue_depth);
+  if (!ring) return nullptr;  // the caller keeps fd
+  return std::make_unique<UringEngine>(fd, size_bytes, queue_depth, std::move(ring));
 }
 
 }  // namespace thinmeta::pdata

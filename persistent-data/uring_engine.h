@@ -2,6 +2,8 @@
 // The io_uring engine (raw system calls, no liburing): the libaio engine's request merging and
 // queue depth, without libaio's exit cost (a process that had an aio context waits for two RCU
 // grace periods, 30-40 ms on small VMs, when it exits; an io_uring is torn down asynchronously).
+// Batches from different threads run on separate rings (up to three), each with its own
+// requests in flight.
 #pragma once
 
 #include <memory>

@@ -3,6 +3,7 @@
 // list: runs, nearby blocks joined over gaps, repeats, descending order, blocks past the end;
 // and two threads reading at once.
 #include <gtest/gtest.h>
+#include <mutex>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -100,6 +101,41 @@ TEST_F(IoEngineTest, TwoThreadsReadAtOnce) {
     std::mt19937 rng(2);
     check_reads(**io, rng);
     other.join();
+  }
+}
+
+// Gap blocks a sink wants reach it with the right bytes, and the caller's blocks stay right.
+TEST_F(IoEngineTest, GapBlocksGoToTheSink) {
+  struct Sink final : GapSink {
+    bool wants(BlockAddr b) const override { return b % 3 == 0; }
+    void take(BlockAddr b, const std::uint8_t* p) override {
+      std::lock_guard<std::mutex> lock(mu);
+      ++taken;
+      bad += !wants(b) || !holds(p, b);
+    }
+    std::mutex mu;
+    std::size_t taken = 0, bad = 0;
+  };
+  for (EngineKind kind : {EngineKind::kAio, EngineKind::kLibaio}) {
+    OpenOptions oo;
+    oo.engine = kind;
+    auto io = open_engine(path_, oo);
+    ASSERT_TRUE(io.has_value()) << io.error().what;
+    Sink sink;
+    (*io)->set_gap_sink(&sink);
+    std::thread other([&] {
+      std::mt19937 rng(3);
+      check_reads(**io, rng);
+    });
+    std::mt19937 rng(4);
+    check_reads(**io, rng);
+    other.join();
+    (*io)->set_gap_sink(nullptr);
+    EXPECT_GT(sink.taken, 100u);
+    EXPECT_EQ(sink.bad, 0u);
+    std::size_t before = sink.taken;
+    check_reads(**io, rng);
+    EXPECT_EQ(sink.taken, before);
   }
 }
 

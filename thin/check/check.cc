@@ -8,6 +8,27 @@ namespace thinmeta::thin {
 
 using namespace check_detail;
 
+namespace {
+
+// Feeds an engine's gap blocks to a sink for as long as it lives.
+class GapSinkScope {
+ public:
+  GapSinkScope(pdata::IoEngine& io, pdata::GapSink* sink) : io_(io), on_(sink != nullptr) {
+    if (on_) io_.set_gap_sink(sink);
+  }
+  ~GapSinkScope() {
+    if (on_) io_.set_gap_sink(nullptr);
+  }
+  GapSinkScope(const GapSinkScope&) = delete;
+  GapSinkScope& operator=(const GapSinkScope&) = delete;
+
+ private:
+  pdata::IoEngine& io_;
+  bool on_;
+};
+
+}  // namespace
+
 CheckResult check(pdata::IoEngine& io, const CheckOptions& opts, CheckReport& report) {
   CheckResult result;
   Context ctx(io, opts, report, result);
@@ -37,11 +58,19 @@ CheckResult check(pdata::IoEngine& io, const CheckOptions& opts, CheckReport& re
                                   : "examining mapping tree");
   for (std::size_t i = 0; i < sets.size(); ++i) check_top_level(ctx, sets[i], devs[i]);
   if (opts.skip_mappings) return result;
-  for (std::size_t i = 0; i < sets.size(); ++i) check_mappings(ctx, sets[i], devs[i]);
-
   // Space maps only make sense against the live trees as they are on disk.
-  if (opts.metadata_snap || opts.override_mapping_root || opts.override_details_root)
-    return result;
+  bool space_maps =
+      !opts.metadata_snap && !opts.override_mapping_root && !opts.override_details_root;
+  // The data space map's reference-count tree: its leaves are gathered from what the mapping
+  // walk reads (persistent-data/ref_count_gather.h).
+  if (space_maps && ctx.sm_roots_ok)
+    ctx.data_ref_tree = std::make_unique<pdata::RefCountTreeGather>(io, ctx.live.data_sm, ctx.nr_meta);
+  {
+    GapSinkScope gather(io, ctx.data_ref_tree && ctx.data_ref_tree->active()
+                                ? ctx.data_ref_tree.get() : nullptr);
+    for (std::size_t i = 0; i < sets.size(); ++i) check_mappings(ctx, sets[i], devs[i]);
+  }
+  if (!space_maps) return result;
   report.phase("checking space map counts");
   check_space_maps(ctx);
   return result;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <map>
 #include <optional>
 #include <string>
@@ -12,6 +13,7 @@
 
 #include "persistent-data/btree_walker.h"
 #include "persistent-data/ref_counts.h"
+#include "persistent-data/space_map_reader.h"
 #include "thin/check/check.h"
 #include "thin/device_details.h"
 
@@ -54,6 +56,9 @@ struct Context {
   bool sm_roots_ok = true;        // the space-map roots point inside the device
   pdata::RefCounts meta_counts;  // references found to each metadata block
   pdata::RefCounts data_counts;  // references found to each data block (per distinct leaf)
+  // The data space map's reference-count tree, gathered from the mapping walk's reads
+  // (check.cc, persistent-data/ref_count_gather.h); check_space_maps finishes it.
+  std::unique_ptr<pdata::RefCountTreeGather> data_ref_tree;
 
   // Mapping counts below bottom-level nodes already walked, for shared subtrees (FORMAT.md
   // §8.2): leaves store their entry count; internal nodes their children.

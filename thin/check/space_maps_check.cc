@@ -34,7 +34,8 @@ class Visitor final : public pdata::SpaceMapVisitor {
 // Compares on-disk counts with computed ones, a bitmap at a time.
 void compare(Context& ctx, pdata::SpaceMapReader& reader, const pdata::RefCounts& expected,
              const std::string& name, std::vector<Leak>& leaks,
-             std::uint64_t& nr_allocated, bool count_ref_count_tree) {
+             std::uint64_t& nr_allocated, bool count_ref_count_tree,
+             const pdata::RefCountTreeImage* tree = nullptr) {
   std::vector<std::uint32_t> want(pdata::kEntriesPerBitmap);
   std::size_t reported = 0;
   std::uint64_t more_leaks = 0, more_bad = 0, allocated = 0;
@@ -60,7 +61,7 @@ void compare(Context& ctx, pdata::SpaceMapReader& reader, const pdata::RefCounts
         leak ? (ctx.result.non_fatal = true, ++more_leaks) : (ctx.result.fatal = true, ++more_bad);
       }
     }
-  }, count_ref_count_tree);
+  }, count_ref_count_tree, tree);
   if (more_leaks)
     ctx.non_fatal("... and " + std::to_string(more_leaks) + " more leaked " + name + " blocks");
   if (more_bad)
@@ -83,8 +84,10 @@ void check_space_maps(Context& ctx) {
   // The data map first: its reference-count tree (often big, with snapshots) is read once,
   // counting its nodes as metadata references on the way; then the metadata map.
   data.count_structure(/*ref_count_tree=*/false);
+  pdata::RefCountTreeImage tree;
+  if (ctx.data_ref_tree) tree = ctx.data_ref_tree->finish();
   compare(ctx, data, ctx.data_counts, "data", ctx.result.data_leaks, ctx.result.data_nr_allocated,
-          /*count_ref_count_tree=*/true);
+          /*count_ref_count_tree=*/true, &tree);
   meta.count_structure();
   compare(ctx, meta, ctx.meta_counts, "metadata", ctx.result.metadata_leaks,
           ctx.result.metadata_nr_allocated, false);

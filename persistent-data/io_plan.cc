@@ -60,14 +60,14 @@ IoPlan plan_reads(std::span<const BlockAddr> addrs, BlockAddr nr_blocks, std::ui
       if (k > r.first && addrs[k] != addrs[k - 1] + 1) {
         BlockAddr g = addrs[k - 1] + 1;
         while (g < addrs[k]) {
-          if (wanted && sink->wants(g)) {
+          if (plan.harvested.size() < wanted && sink->wants(g)) {
             add(plan.harvest + plan.harvested.size() * kBlockSize, kBlockSize);
             plan.harvested.push_back({g, q});
             ++g;
             continue;
           }
           BlockAddr e = g + 1;
-          while (e < addrs[k] && !(wanted && sink->wants(e))) ++e;
+          while (e < addrs[k] && !(plan.harvested.size() < wanted && sink->wants(e))) ++e;
           plan.iovs.push_back(iovec{gap_scratch, (e - g) * kBlockSize});
           g = e;
         }

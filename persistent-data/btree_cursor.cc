@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "persistent-data/btree_cursor.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <string>
 
 #include "persistent-data/checksum.h"
+#include "persistent-data/io_plan.h"
 
 namespace thinmeta::pdata {
 
@@ -65,7 +68,12 @@ Result<> BtreeCursor::descend() {
   f.addr = addr;
   f.range = range;
   f.index = 0;
+  next_group_size(f);  // the node it held before tells how the next groups should start
   f.ahead_n = 0;
+  if (f.next && f.next->owner != addr) {  // read ahead for the node this frame held before
+    f.next->done = Pending<void>();
+    f.next->valid = false;
+  }
   f.nr = nr;
   f.is_leaf = n.is_leaf();
   root_pending_ = false;
@@ -74,28 +82,150 @@ Result<> BtreeCursor::descend() {
   return {};
 }
 
-std::optional<std::string> BtreeCursor::read_child(BlockAddr addr, std::uint8_t* out) {
-  constexpr std::uint32_t kMaxAhead = 64;
+namespace {
+constexpr std::uint32_t kMinAhead = 16;   // children a group reads at first
+constexpr std::uint32_t kMaxAhead = 256;  // and at most (more than a node holds)
+}  // namespace
+
+void BtreeCursor::next_group_size(Frame& p) {
+  if (p.group == 0) p.group = kMinAhead;
+  if (p.ahead_n == 0) return;  // no group read since the last verdict: nothing to go by
+  p.group = p.ahead_used == p.ahead_n ? std::min(2 * p.group, kMaxAhead) : kMinAhead;
+  p.ahead_used = 0;
+  p.ahead_n = 0;
+}
+
+std::uint32_t BtreeCursor::form_group(const NodeView& n, std::uint32_t nr, std::uint32_t from,
+                                      std::uint32_t max, BlockAddr nr_blocks,
+                                      std::vector<BlockAddr>& addrs) {
+  addrs.clear();
+  if (from >= nr || n.value64(from) >= nr_blocks) return from;
+  addrs.push_back(n.value64(from));
+  std::uint32_t i = from + 1;
+  for (; i < nr && addrs.size() < max; ++i) {
+    BlockAddr next = n.value64(i), last = addrs.back();
+    if (next <= last || next - last - 1 > kMaxGap || next >= nr_blocks) break;
+    addrs.push_back(next);
+  }
+  return i;
+}
+
+void BtreeCursor::read_next_group() {
   Frame& p = frames_[depth_ - 1];
-  if (!(addr >= p.ahead_first && addr < p.ahead_first + p.ahead_n)) {
-    NodeView n(p.buf.data());
-    std::uint32_t count = 1;
-    while (p.index + count < p.nr && count < kMaxAhead &&
-           n.value64(p.index + count) == addr + count && addr + count < io_.nr_blocks())
-      ++count;
+  if (!p.next) p.next = std::make_unique<Group>();
+  Group& g = *p.next;
+  g.done = Pending<void>();  // a read still running (of a group dropped) is waited for
+  g.valid = false;
+  g.max = std::min(2 * p.group, kMaxAhead);
+  if (p.ahead_end < p.nr) {  // more children of this node
+    g.owner = p.addr;
+    g.read_owner = false;
+    g.end = form_group(NodeView(p.buf.data()), p.nr, p.ahead_end, g.max, io_.nr_blocks(), g.addrs);
+    if (g.addrs.empty()) return;
+  } else {
+    // The first children of the node's next sibling, which the job reads first (its
+    // contents are checked again when the cursor gets there; here they only choose blocks).
+    if (depth_ < 2) return;
+    Frame& gp = frames_[depth_ - 2];
+    if (gp.index + 1 >= gp.nr) return;
+    BlockAddr sib = NodeView(gp.buf.data()).value64(gp.index + 1);
+    if (sib >= io_.nr_blocks()) return;
+    g.owner = sib;
+    g.read_owner = true;
+    g.owner_buf.resize(1);
+  }
+  g.valid = true;
+  IoEngine* io = &io_;
+  Group* gptr = &g;
+  std::uint32_t vs = value_size_;
+  g.done = on_helper(
+      [io, gptr, vs] {
+    Group& j = *gptr;
+    if (j.read_owner) {
+      j.addrs.clear();
+      j.owner_err = 0;
+      io->read_many(std::span<const BlockAddr>(&j.owner, 1), j.owner_buf.data(),
+                    std::span<int>(&j.owner_err, 1));
+      const std::uint8_t* ob = j.owner_buf.data();
+      if (j.owner_err || validate_block(ob, j.owner, BlockKind::kNode) ||
+          check_node_shape(NodeView(ob), j.owner, vs) || NodeView(ob).is_leaf())
+        return;
+      NodeView sn(ob);
+      j.end = form_group(sn, sn.nr_entries(), 0, j.max, io->nr_blocks(), j.addrs);
+    }
+    j.errs.assign(j.addrs.size(), 0);
+    j.buf.resize(j.addrs.size());
+    io->read_many(j.addrs, j.buf.data(), j.errs);
+      },
+      lane_);
+}
+
+unsigned BtreeCursor::next_lane() {
+  static std::atomic<unsigned> n{0};
+  return n.fetch_add(1, std::memory_order_relaxed) % kHelperLanes;
+}
+
+bool BtreeCursor::take_next_group(Frame& p, BlockAddr addr) {
+  if (!p.next || !p.next->valid || p.next->owner != p.addr) return false;
+  Group& g = *p.next;
+  g.done = Pending<void>();  // waits for the job
+  if (std::find(g.addrs.begin(), g.addrs.end(), addr) == g.addrs.end()) return false;
+  g.valid = false;
+  next_group_size(p);
+  std::swap(p.ahead, g.buf);
+  p.ahead_addrs.swap(g.addrs);
+  p.ahead_end = g.end;
+  bool ok = std::all_of(g.errs.begin(), g.errs.end(), [](int e) { return e == 0; });
+  p.ahead_n = ok ? static_cast<std::uint32_t>(p.ahead_addrs.size()) : 0;
+  return true;
+}
+
+std::optional<std::string> BtreeCursor::read_child(BlockAddr addr, std::uint8_t* out) {
+  Frame& p = frames_[depth_ - 1];
+  // The child itself read ahead as the owner of its own first children (read_next_group).
+  if (frames_.size() > depth_) {
+    Frame& c = frames_[depth_];
+    if (c.next && c.next->valid && c.next->owner == addr && c.next->read_owner) {
+      c.next->done = Pending<void>();
+      if (!c.next->owner_err) {
+        std::memcpy(out, c.next->owner_buf.data(), kBlockSize);
+        if (auto bad = validate_block(out, addr, BlockKind::kNode)) return bad;
+        return check_node_shape(NodeView(out), addr, value_size_);
+      }
+    }
+  }
+  const std::uint8_t* got = nullptr;
+  std::uint32_t pos = 0;
+  auto find = [&] {
+    for (std::uint32_t i = 0; i < p.ahead_n && p.ahead_addrs[i] <= addr; ++i)
+      if (p.ahead_addrs[i] == addr) {
+        got = p.ahead.block(i);
+        pos = i;
+        ++p.ahead_used;
+      }
+  };
+  find();
+  if (!got && take_next_group(p, addr)) find();
+  if (!got) {
+    next_group_size(p);
     p.ahead_n = 0;
-    if (count == 1 || addr >= io_.nr_blocks()) return read_node(io_, addr, value_size_, out);
+    if (addr >= io_.nr_blocks()) return read_node(io_, addr, value_size_, out);
+    p.ahead_end = form_group(NodeView(p.buf.data()), p.nr, p.index, p.group, io_.nr_blocks(),
+                             p.ahead_addrs);
+    if (p.ahead_addrs.size() <= 1) return read_node(io_, addr, value_size_, out);
+    auto count = static_cast<std::uint32_t>(p.ahead_addrs.size());
     p.ahead.resize(count);
-    std::vector<BlockAddr> addrs(count);
     std::vector<int> errs(count);
-    for (std::uint32_t i = 0; i < count; ++i) addrs[i] = addr + i;
-    io_.read_many(addrs, p.ahead.data(), errs);
+    io_.read_many(p.ahead_addrs, p.ahead.data(), errs);
     for (int e : errs)
       if (e) return read_node(io_, addr, value_size_, out);
-    p.ahead_first = addr;
     p.ahead_n = count;
+    p.ahead_used = 1;
+    got = p.ahead.block(0);
   }
-  std::memcpy(out, p.ahead.block(addr - p.ahead_first), kBlockSize);
+  if (p.group > kMinAhead && 2 * pos + 1 >= p.ahead_n && !(p.next && p.next->valid))
+    read_next_group();
+  std::memcpy(out, got, kBlockSize);
   if (auto bad = validate_block(out, addr, BlockKind::kNode)) return bad;
   return check_node_shape(NodeView(out), addr, value_size_);
 }

@@ -51,9 +51,9 @@ class Helper {
 
 }  // namespace
 
-void run_on_helper(std::function<void()> fn) {
-  static Helper helper;
-  helper.push(std::move(fn));
+void run_on_helper(std::function<void()> fn, unsigned lane) {
+  static Helper helpers[kHelperLanes];
+  helpers[lane % kHelperLanes].push(std::move(fn));
 }
 
 }  // namespace thinmeta::pdata

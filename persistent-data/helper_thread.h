@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// One helper thread for the whole process, started on first use: the walks read their next
+// Helper threads for the whole process (one per lane), started on first use: the walks read their next
 // batch of blocks on it while the calling thread decodes the current one, and writers write a
 // batch while the next one fills. std::async started a thread per batch (~600 thread starts
 // in a 16-million-mapping check). Jobs run in submission order; a job must not wait for
@@ -39,15 +39,20 @@ class Pending {
   std::future<R> f_;
 };
 
-// Queues fn for the helper thread.
-void run_on_helper(std::function<void()> fn);
+// Helper threads: lane 0 serves the walks and writers; lane 1 lets a second, independent
+// stream of reads (thin_delta's second cursor) keep its own request in flight. Each lane's
+// thread starts on first use; jobs of one lane run in submission order.
+inline constexpr unsigned kHelperLanes = 2;
+
+// Queues fn for the helper thread of `lane`.
+void run_on_helper(std::function<void()> fn, unsigned lane = 0);
 
 template <typename F>
-auto on_helper(F fn) -> Pending<decltype(fn())> {
+auto on_helper(F fn, unsigned lane = 0) -> Pending<decltype(fn())> {
   using R = decltype(fn());
   auto task = std::make_shared<std::packaged_task<R()>>(std::move(fn));
   Pending<R> p(task->get_future());
-  run_on_helper([task] { (*task)(); });
+  run_on_helper([task] { (*task)(); }, lane);
   return p;
 }
 

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <atomic>
+#include <set>
 #include <map>
 #include <optional>
 #include <random>
@@ -257,6 +259,81 @@ TEST(DeltaTrees, SharedSubtreesGiveTheSameAnswer) {
       EXPECT_EQ(c.out, model(lm, rm)) << "case " << t;
     }
   }
+}
+
+
+// Counts the blocks read through it.
+class CountingEngine final : public pdata::IoEngine {
+ public:
+  explicit CountingEngine(pdata::IoEngine& io) : io_(io) {}
+  BlockAddr nr_blocks() const override { return io_.nr_blocks(); }
+  void read_many(std::span<const BlockAddr> addrs, std::uint8_t* bufs,
+                 std::span<int> errs) override {
+    reads += addrs.size();
+    io_.read_many(addrs, bufs, errs);
+  }
+  Result<> write_many(std::span<const BlockAddr> addrs, const std::uint8_t* bufs) override {
+    return io_.write_many(addrs, bufs);
+  }
+  Result<> flush() override { return io_.flush(); }
+  std::atomic<std::size_t> reads{0};
+
+ private:
+  pdata::IoEngine& io_;
+};
+
+// A snapshot that shares all but a few leaves with its origin (as the kernel makes them):
+// what the cursors' read-ahead takes beside the blocks the delta needs stays small; two trees
+// of 250 consecutive leaves that share nothing are read exactly once, in growing groups.
+TEST(DeltaTrees, ReadsInProportionToTheChange) {
+  std::mt19937_64 rng(5);
+  auto mem = pdata::make_memory_engine(1024);
+  Map l = random_map(rng, 50000);
+  while (l.size() % 150) l.erase(std::prev(l.end()));
+  BlockAddr next = 10;
+  std::vector<BlockAddr> ll;
+  build_tree(*mem, l, 150, 1, next, ll);
+  ASSERT_GE(ll.size(), 200u);
+  ASSERT_LE(ll.size(), 252u);  // one root
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> kids;
+  std::size_t k = 0;
+  Map r = l;
+  const std::set<std::size_t> changed{7, 100, 180};
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> e;
+  for (auto it = l.begin(); it != l.end(); ++k) {
+    e.clear();
+    for (unsigned n = 0; n < 150; ++n, ++it) e.emplace_back(it->first, thin::pack_block_time(it->second + 1, 1));
+    if (changed.count(k)) {
+      for (auto [v, d] : e) r[v] = thin::unpack_block_time(d).data_block;
+      BlockAddr at = next++;
+      test::put_node(*mem, at, true, e);
+      kids.emplace_back(e.front().first, at);
+    } else {
+      kids.emplace_back(e.front().first, ll[k]);
+    }
+  }
+  test::put_node(*mem, 2, false, kids);
+  CountingEngine io(*mem);
+  Collect c;
+  ASSERT_TRUE(thin::diff_trees(io, 1, 2, c).has_value());
+  EXPECT_EQ(c.out, model(l, r));
+  // 2 roots, then per changed leaf: the right one (alone at its address) and a group of at
+  // most 16 from the left one on.
+  // Shared leaves are read once (their mappings are reported as the same); beside them, the
+  // 2 roots and per changed leaf the right one and a first group of at most 16 from the left
+  // one on (the cursor of before read 64 consecutive children: 443 blocks here).
+  EXPECT_LE(io.reads.load(), 2 + ll.size() + changed.size() * (1 + 16));
+
+  // No sharing: every leaf of both trees is read once.
+  Map r2;
+  for (auto [v, d] : l) r2[v] = d + 7;
+  std::vector<BlockAddr> rl;
+  build_tree(*mem, r2, 150, 3, next, rl);
+  CountingEngine io2(*mem);
+  Collect c2;
+  ASSERT_TRUE(thin::diff_trees(io2, 1, 3, c2).has_value());
+  EXPECT_EQ(c2.out, model(l, r2));
+  EXPECT_EQ(io2.reads.load(), 2 + ll.size() + rl.size());
 }
 
 }  // namespace

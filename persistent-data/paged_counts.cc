@@ -6,7 +6,7 @@
 namespace thinmeta::pdata {
 
 namespace {
-constexpr std::size_t kMaxSteps = 1024;  // 8 KiB of steps; a dense page is 16 KiB
+constexpr std::size_t kMaxSteps = 256;  // 2 KiB of steps; a dense page is 16 KiB
 }
 
 // Sparse: steps[i] = (offset, count) holds for [offset, next step's offset or page end);
@@ -32,8 +32,21 @@ struct PagedCounts::Page {
 
 PagedCounts::PagedCounts() = default;
 PagedCounts::~PagedCounts() = default;
-PagedCounts::PagedCounts(PagedCounts&&) noexcept = default;
-PagedCounts& PagedCounts::operator=(PagedCounts&&) noexcept = default;
+PagedCounts::PagedCounts(PagedCounts&& o) noexcept
+    : pages_(std::move(o.pages_)), big_(std::move(o.big_)), nonzero_(o.nonzero_),
+      overflow_(o.overflow_), last_index_(o.last_index_), last_(o.last_) {
+  o.last_ = nullptr;  // the page is this object's now
+}
+PagedCounts& PagedCounts::operator=(PagedCounts&& o) noexcept {
+  pages_ = std::move(o.pages_);
+  big_ = std::move(o.big_);
+  nonzero_ = o.nonzero_;
+  overflow_ = o.overflow_;
+  last_index_ = o.last_index_;
+  last_ = o.last_;
+  o.last_ = nullptr;
+  return *this;
+}
 
 void PagedCounts::add(std::uint64_t begin, std::uint64_t len, std::uint32_t by) {
   while (len && by) {
@@ -48,9 +61,13 @@ void PagedCounts::add(std::uint64_t begin, std::uint64_t len, std::uint32_t by) 
 
 void PagedCounts::add_in_page(std::uint64_t index, std::uint32_t off, std::uint32_t len,
                               std::uint32_t by) {
-  std::unique_ptr<Page>& slot = pages_[index];
-  if (!slot) slot = std::make_unique<Page>();
-  Page& p = *slot;
+  if (index != last_index_ || !last_) {  // runs come in order: mostly the same page again
+    std::unique_ptr<Page>& slot = pages_[index];
+    if (!slot) slot = std::make_unique<Page>();
+    last_index_ = index;
+    last_ = slot.get();
+  }
+  Page& p = *last_;
   if (p.dense.empty()) {
     std::size_t first = p.split(off);
     std::size_t last = off + len < kPageBlocks ? p.split(off + len) : p.steps.size();

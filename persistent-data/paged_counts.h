@@ -41,6 +41,8 @@ class PagedCounts final : public CountSource {
   std::map<std::uint64_t, std::unique_ptr<Page>> pages_;
   std::unordered_map<std::uint64_t, std::uint32_t> big_;  // full counts of dense bytes at 255
   std::uint64_t nonzero_ = 0, overflow_ = 0;
+  std::uint64_t last_index_ = 0;  // the page last added to (pages never move: unique_ptr)
+  Page* last_ = nullptr;
 };
 
 }  // namespace thinmeta::pdata

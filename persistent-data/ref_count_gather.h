@@ -33,9 +33,9 @@ struct RefCountTreeImage {
 
 class RefCountTreeGather final : public GapSink {
  public:
-  // Trees with more leaves than this are walked as usual (the image would double the memory
-  // the check's own counts take).
-  static constexpr std::size_t kMaxLeaves = 1u << 18;
+  // Trees with more leaves than this are walked as usual: the image (a byte or so a block
+  // with a count >= 3, ~25 MiB at this size) would double what the check's own counts take.
+  static constexpr std::size_t kMaxLeaves = 1u << 16;
 
   // Reads the internal nodes of the tree at root.ref_count_root (on this thread).
   RefCountTreeGather(IoEngine& io, const SmRoot& root, BlockAddr nr_metadata_blocks);

@@ -15,10 +15,9 @@
 namespace thinmeta::pdata {
 namespace {
 
-class AioEngine final : public IoEngine {
+class AioEngine final : public PlannedEngine {
  public:
-  AioEngine(int fd, std::uint64_t size, unsigned qd)
-      : fd_(fd), nr_(size / kBlockSize), qd_(qd), gap_scratch_(kMaxGap) {
+  AioEngine(int fd, std::uint64_t size, unsigned qd) : PlannedEngine(fd, size), qd_(qd) {
     for (Lane& l : lanes_) {
       l.iocbs.resize(qd);
       l.events.resize(qd);
@@ -27,28 +26,7 @@ class AioEngine final : public IoEngine {
   ~AioEngine() override {
     for (Lane& l : lanes_)
       if (l.ctx) io_destroy(l.ctx);
-    ::close(fd_);
   }
-  BlockAddr nr_blocks() const override { return nr_; }
-
-  void read_many(std::span<const BlockAddr> addrs, std::uint8_t* bufs,
-                 std::span<int> errs) override {
-    GapSink* sink = sink_.load(std::memory_order_acquire);
-    IoPlan plan = plan_reads(addrs, nr_, bufs, gap_scratch_.data(), errs, sink);
-    run(plan, bufs, /*write=*/false);
-    finish_reads(fd_, plan, addrs, bufs, errs, sink);
-  }
-
-  Result<> write_many(std::span<const BlockAddr> addrs, const std::uint8_t* bufs) override {
-    THINMETA_CHECK(check_write_range(addrs, nr_));
-    IoPlan plan = plan_writes(addrs);
-    run(plan, const_cast<std::uint8_t*>(bufs), /*write=*/true);
-    return write_result(plan);
-  }
-
-  Result<> flush() override { return flush_fd(fd_); }
-  void set_gap_sink(GapSink* s) override { sink_.store(s, std::memory_order_release); }
-
  private:
   // A kernel context with its iocbs and events: one batch at a time uses it. Several lanes
   // let threads (a walk and its read-ahead, a second walk, two cursors, a writer and a reader)
@@ -76,21 +54,21 @@ class AioEngine final : public IoEngine {
   // Keeps up to qd_ requests in flight until all are done. Each in-flight request owns an
   // iocb slot from the lane's free list; a completion returns its slot. Short transfers are
   // errors (EIO).
-  void run(IoPlan& plan, std::uint8_t* bufs, bool write) {
+  void run(IoPlan& plan, std::uint8_t* bufs, bool write) override {
     std::vector<IoRequest>& reqs = plan.reqs;
     // A kernel context is created on the first batch of two or more requests: a lone
     // request is as fast with pread/pwrite on the O_DIRECT descriptor (and needs no lane), and
     // a process that never had a context does not wait for its teardown (an RCU grace period,
     // tens of ms) at exit, which keeps small runs starting and exiting in a few ms.
     if (reqs.size() < 2) {
-      for (IoRequest& r : reqs) run_request_sync(fd_, r, bufs, write, plan);
+      for (IoRequest& r : reqs) run_request_sync(fd(), r, bufs, write, plan);
       return;
     }
     Lane* lane = nullptr;
     auto lock = acquire(lane);
     if (!lane->ctx && io_setup(static_cast<int>(qd_), &lane->ctx) != 0) {
       lane->ctx = nullptr;
-      for (IoRequest& r : reqs) run_request_sync(fd_, r, bufs, write, plan);
+      for (IoRequest& r : reqs) run_request_sync(fd(), r, bufs, write, plan);
       return;
     }
     io_context_t ctx = lane->ctx;
@@ -110,11 +88,11 @@ class AioEngine final : public IoEngine {
         std::uint8_t* p = bufs + r.first * kBlockSize;
         auto off = static_cast<long long>(r.block * kBlockSize);
         if (write)
-          io_prep_pwrite(cb, fd_, p, r.nr * kBlockSize, off);
+          io_prep_pwrite(cb, fd(), p, r.nr * kBlockSize, off);
         else if (r.iov_n)
-          io_prep_preadv(cb, fd_, plan.iovs.data() + r.iov_first, static_cast<int>(r.iov_n), off);
+          io_prep_preadv(cb, fd(), plan.iovs.data() + r.iov_first, static_cast<int>(r.iov_n), off);
         else
-          io_prep_pread(cb, fd_, p, r.nr * kBlockSize, off);
+          io_prep_pread(cb, fd(), p, r.nr * kBlockSize, off);
         cb->data = &r;
         batch.push_back(cb);
       }
@@ -159,12 +137,8 @@ class AioEngine final : public IoEngine {
     return off;
   }
 
-  int fd_;
-  BlockAddr nr_;
   unsigned qd_;
   Lane lanes_[3];  // contexts are set up on first use: a lane is only made when needed
-  AlignedBuffer gap_scratch_;  // where gap blocks are read to (never looked at)
-  std::atomic<GapSink*> sink_{nullptr};  // takes the gap blocks it wants
 };
 
 }  // namespace

@@ -160,6 +160,26 @@ Result<> write_result(const IoPlan& plan) {
   return {};
 }
 
+PlannedEngine::PlannedEngine(int fd, std::uint64_t size_bytes)
+    : fd_(fd), nr_(size_bytes / kBlockSize), gap_scratch_(kMaxGap) {}
+
+PlannedEngine::~PlannedEngine() { ::close(fd_); }
+
+void PlannedEngine::read_many(std::span<const BlockAddr> addrs, std::uint8_t* bufs,
+                              std::span<int> errs) {
+  GapSink* sink = sink_.load(std::memory_order_acquire);
+  IoPlan plan = plan_reads(addrs, nr_, bufs, gap_scratch_.data(), errs, sink);
+  run(plan, bufs, /*write=*/false);
+  finish_reads(fd_, plan, addrs, bufs, errs, sink);
+}
+
+Result<> PlannedEngine::write_many(std::span<const BlockAddr> addrs, const std::uint8_t* bufs) {
+  THINMETA_CHECK(check_write_range(addrs, nr_));
+  IoPlan plan = plan_writes(addrs);
+  run(plan, const_cast<std::uint8_t*>(bufs), /*write=*/true);
+  return write_result(plan);
+}
+
 Result<> flush_fd(int fd) {
   if (::fsync(fd) != 0 && errno != EINVAL)
     return fail(Errc::kIo, std::string("flush failed: ") + std::strerror(errno));

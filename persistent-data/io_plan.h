@@ -7,6 +7,7 @@
 
 #include <sys/uio.h>
 
+#include <atomic>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -68,5 +69,30 @@ Result<> check_write_range(std::span<const BlockAddr> addrs, BlockAddr nr_blocks
 Result<> write_result(const IoPlan& plan);
 // fsync for the engines' flush() (EINVAL: the file cannot be synced, nothing to do).
 Result<> flush_fd(int fd);
+
+// What the asynchronous engines share: batches planned as above (gap blocks to the sink set),
+// run by the engine's run(). Owns fd (closed after the engine's own teardown).
+class PlannedEngine : public IoEngine {
+ public:
+  PlannedEngine(int fd, std::uint64_t size_bytes);
+  ~PlannedEngine() override;
+  BlockAddr nr_blocks() const override { return nr_; }
+  void read_many(std::span<const BlockAddr> addrs, std::uint8_t* bufs,
+                 std::span<int> errs) override;
+  Result<> write_many(std::span<const BlockAddr> addrs, const std::uint8_t* bufs) override;
+  Result<> flush() override { return flush_fd(fd_); }
+  void set_gap_sink(GapSink* s) override { sink_.store(s, std::memory_order_release); }
+
+ protected:
+  // Runs every request of the plan; a request's failure goes to its err.
+  virtual void run(IoPlan& plan, std::uint8_t* bufs, bool write) = 0;
+  int fd() const { return fd_; }
+
+ private:
+  int fd_;
+  BlockAddr nr_;
+  AlignedBuffer gap_scratch_;            // where gap blocks are read to (never looked at)
+  std::atomic<GapSink*> sink_{nullptr};  // takes the gap blocks it wants
+};
 
 }  // namespace thinmeta::pdata

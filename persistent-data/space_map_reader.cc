@@ -224,6 +224,12 @@ void SpaceMapReader::for_each_bitmap(const CountsFn& fn, bool count_ref_count_tr
     fn(first, std::span<const std::uint32_t>(counts.data(), len), valid);
   };
 
+  // A tree entry for a block whose bitmap entry is not 3.
+  auto not_pending = [&](std::uint64_t b, std::uint32_t c, std::uint32_t bitmap) {
+    v_.damage(name + " space map reference count tree says block " + std::to_string(b) +
+              " has count " + std::to_string(c) + ", but its bitmap entry is " +
+              std::to_string(bitmap));
+  };
   if (index_.empty()) return;
   if (pre && pre->usable) {
     // The tree's entries a bitmap at a time, in the order a walk would have reported them.
@@ -239,9 +245,7 @@ void SpaceMapReader::for_each_bitmap(const CountsFn& fn, bool count_ref_count_tr
           std::uint32_t c = tree[e];
           if (!c) continue;
           if (counts[e] != kPending) {
-            v_.damage(name + " space map reference count tree says block " +
-                      std::to_string(first + e) + " has count " + std::to_string(c) +
-                      ", but its bitmap entry is " + std::to_string(counts[e]));
+            not_pending(first + e, c, counts[e]);
             continue;
           }
           counts[e] = c;
@@ -269,9 +273,7 @@ void SpaceMapReader::for_each_bitmap(const CountsFn& fn, bool count_ref_count_tr
       if (!valid) continue;
       std::uint32_t& slot = counts[k - bi * kEntriesPerBitmap];
       if (slot != kPending) {
-        v_.damage(name + " space map reference count tree says block " + std::to_string(k) +
-                  " has count " + std::to_string(c) + ", but its bitmap entry is " +
-                  std::to_string(slot));
+        not_pending(k, c, slot);
         continue;
       }
       if (c < 3)

@@ -164,46 +164,24 @@ class Ring {
 // ring busy: concurrent batches (a walk's read-ahead, a second walk on another thread, a
 // writer beside a reader) each keep their own requests in flight, which is what fills the
 // disk's queue while one batch is being decoded or formed.
-class UringEngine final : public IoEngine {
+class UringEngine final : public PlannedEngine {
  public:
   static constexpr std::size_t kLanes = 3;
 
   UringEngine(int fd, std::uint64_t size, unsigned depth, std::unique_ptr<Ring> first)
-      : fd_(fd), nr_(size / kBlockSize), depth_(depth), gap_scratch_(kMaxGap) {
+      : PlannedEngine(fd, size), depth_(depth) {
     rings_[0] = std::move(first);
     nr_rings_.store(1);
   }
-  ~UringEngine() override { ::close(fd_); }
-
-  BlockAddr nr_blocks() const override { return nr_; }
-
-  void read_many(std::span<const BlockAddr> addrs, std::uint8_t* bufs,
-                 std::span<int> errs) override {
-    GapSink* sink = sink_.load(std::memory_order_acquire);
-    IoPlan plan = plan_reads(addrs, nr_, bufs, gap_scratch_.data(), errs, sink);
-    run(plan, bufs, /*write=*/false);
-    finish_reads(fd_, plan, addrs, bufs, errs, sink);
-  }
-
-  Result<> write_many(std::span<const BlockAddr> addrs, const std::uint8_t* bufs) override {
-    THINMETA_CHECK(check_write_range(addrs, nr_));
-    IoPlan plan = plan_writes(addrs);
-    run(plan, const_cast<std::uint8_t*>(bufs), /*write=*/true);
-    return write_result(plan);
-  }
-
-  Result<> flush() override { return flush_fd(fd_); }
-  void set_gap_sink(GapSink* s) override { sink_.store(s, std::memory_order_release); }
-
  private:
-  void run(IoPlan& plan, std::uint8_t* bufs, bool write) {
+  void run(IoPlan& plan, std::uint8_t* bufs, bool write) override {
     if (plan.reqs.size() < 2) {  // a lone request: pread/pwrite
-      for (IoRequest& r : plan.reqs) run_request_sync(fd_, r, bufs, write, plan);
+      for (IoRequest& r : plan.reqs) run_request_sync(fd(), r, bufs, write, plan);
       return;
     }
     Ring* ring = nullptr;
     std::unique_lock<std::mutex> lock = acquire(ring);
-    ring->run(fd_, plan, bufs, write);
+    ring->run(fd(), plan, bufs, write);
   }
 
   // A free ring, a new one if all are busy and there is room, else the first (waiting).
@@ -234,15 +212,11 @@ class UringEngine final : public IoEngine {
     return std::unique_lock<std::mutex>(ring->mu);
   }
 
-  int fd_;
-  BlockAddr nr_;
   unsigned depth_;
   std::unique_ptr<Ring> rings_[kLanes];
   std::atomic<std::size_t> nr_rings_{0};  // rings_[0, nr_rings_) exist; they never go away
   std::mutex grow_;
   bool grow_failed_ = false;  // the kernel refused a ring: make do with those there are
-  AlignedBuffer gap_scratch_;  // where gap blocks are read to (never looked at)
-  std::atomic<GapSink*> sink_{nullptr};  // takes the gap blocks it wants
 };
 
 }  // namespace

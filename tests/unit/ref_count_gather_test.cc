@@ -18,12 +18,7 @@ constexpr std::uint64_t kMapBlocks = 1000;
 constexpr unsigned kPerLeaf = 120;  // >= max_entries / 3 for 4-byte values
 const BlockAddr kLeaves[] = {21, 22, 23};
 
-struct Collect final : SpaceMapVisitor {
-  void uses(BlockAddr b) override { used[b]++; }
-  void damage(const std::string& what) override { damages.push_back(what); }
-  std::map<BlockAddr, int> used;
-  std::vector<std::string> damages;
-};
+using Collect = test::SmCollect;
 
 // A metadata-style map of kMapBlocks blocks (index 1, bitmap 2) whose reference-count tree
 // is a root at 20 over leaves 21..23: keys l * 200 + k (k < kPerLeaf), count 3 + key % 5.

@@ -13,12 +13,7 @@
 namespace thinmeta::pdata {
 namespace {
 
-struct Collect final : SpaceMapVisitor {
-  void uses(BlockAddr b) override { used[b]++; }
-  void damage(const std::string& what) override { damages.push_back(what); }
-  std::map<BlockAddr, int> used;
-  std::vector<std::string> damages;
-};
+using Collect = test::SmCollect;
 
 // A metadata-style map of 100 blocks: index block 1, bitmap 2, reference-count leaf 3.
 // Counts: block 0 -> 1, 5 -> 7 (overflow), 6 -> 2, 99 -> 1.

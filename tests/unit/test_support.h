@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstring>
+#include <map>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -10,10 +12,19 @@
 #include "persistent-data/checksum.h"
 #include "persistent-data/endian.h"
 #include "persistent-data/io_engine.h"
+#include "persistent-data/space_map_reader.h"
 
 namespace thinmeta::test {
 
 using pdata::BlockAddr;
+
+// Records what a SpaceMapReader reports.
+struct SmCollect final : pdata::SpaceMapVisitor {
+  void uses(BlockAddr b) override { used[b]++; }
+  void damage(const std::string& what) override { damages.push_back(what); }
+  std::map<BlockAddr, int> used;
+  std::vector<std::string> damages;
+};
 
 // Writes one node with the given keys and 8-byte values at `at`.
 inline void put_node(pdata::IoEngine& io, BlockAddr at, bool leaf,

@@ -8,8 +8,8 @@
 
 #include "persistent-data/checksum.h"
 #include "persistent-data/crc32c.h"
-#include "persistent-data/io_engine.h"
-#include "persistent-data/space_map_format.h"
+#include "persistent-data/io/io_engine.h"
+#include "persistent-data/space_map/space_map_format.h"
 #include "thin/superblock.h"
 
 using namespace thinmeta;

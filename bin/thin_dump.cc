@@ -7,7 +7,7 @@
 #include "bin/cli.h"
 #include "thin/dump.h"
 #include "thin/human_readable.h"
-#include "thin/repair.h"
+#include "thin/repair/repair.h"
 #include "xml/metadata_writer.h"
 
 namespace thinmeta::cli {

@@ -7,11 +7,11 @@
 #include <memory>
 
 #include "bin/cli.h"
-#include "persistent-data/io_engine.h"
+#include "persistent-data/io/io_engine.h"
 #include "thin/metadata.h"
-#include "thin/repair.h"
-#include "thin/restorer.h"
-#include "thin/spill.h"
+#include "thin/repair/repair.h"
+#include "thin/restore/restorer.h"
+#include "thin/restore/spill.h"
 
 namespace thinmeta::cli {
 namespace {

@@ -12,9 +12,9 @@
 #include <memory>
 
 #include "bin/cli.h"
-#include "persistent-data/io_engine.h"
-#include "thin/restorer.h"
-#include "thin/spill.h"
+#include "persistent-data/io/io_engine.h"
+#include "thin/restore/restorer.h"
+#include "thin/restore/spill.h"
 #include "xml/fast_reader.h"
 #include "xml/metadata_reader.h"
 

@@ -6,7 +6,7 @@
 #include <optional>
 #include <string>
 
-#include "persistent-data/block.h"
+#include "persistent-data/io/block.h"
 
 namespace thinmeta::pdata {
 

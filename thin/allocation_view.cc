@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "persistent-data/checksum.h"
-#include "persistent-data/space_map_format.h"
+#include "persistent-data/space_map/space_map_format.h"
 
 namespace thinmeta::thin {
 

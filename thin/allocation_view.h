@@ -8,7 +8,7 @@
 #include <optional>
 #include <vector>
 
-#include "persistent-data/io_engine.h"
+#include "persistent-data/io/io_engine.h"
 
 namespace thinmeta::thin {
 

@@ -3,7 +3,7 @@
 
 #include <limits>
 
-#include "persistent-data/btree_cursor.h"
+#include "persistent-data/btree/btree_cursor.h"
 #include "thin/device_details.h"
 
 namespace thinmeta::thin {

@@ -9,7 +9,7 @@
 #include <functional>
 #include <span>
 
-#include "persistent-data/btree_walker.h"
+#include "persistent-data/btree/btree_walker.h"
 #include "thin/device_details.h"
 
 namespace thinmeta::thin {

@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "persistent-data/io_engine.h"
+#include "persistent-data/io/io_engine.h"
 #include "persistent-data/result.h"
 #include "thin/superblock.h"
 

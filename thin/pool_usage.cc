@@ -8,10 +8,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include "persistent-data/btree_walker.h"
+#include "persistent-data/btree/btree_walker.h"
 #include "persistent-data/checksum.h"
 #include "persistent-data/helper_thread.h"
-#include "persistent-data/ref_counts.h"
+#include "persistent-data/space_map/ref_counts.h"
 #include "thin/device_details.h"
 #include "thin/mapping_tree.h"
 

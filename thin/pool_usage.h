@@ -9,7 +9,7 @@
 #include <map>
 #include <optional>
 
-#include "persistent-data/io_engine.h"
+#include "persistent-data/io/io_engine.h"
 #include "persistent-data/result.h"
 
 namespace thinmeta::thin {

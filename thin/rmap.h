@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "persistent-data/io_engine.h"
+#include "persistent-data/io/io_engine.h"
 #include "persistent-data/result.h"
 
 namespace thinmeta::thin {

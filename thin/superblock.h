@@ -7,10 +7,10 @@
 #include <optional>
 #include <string>
 
-#include "persistent-data/block.h"
-#include "persistent-data/io_engine.h"
+#include "persistent-data/io/block.h"
+#include "persistent-data/io/io_engine.h"
 #include "persistent-data/result.h"
-#include "persistent-data/space_map_format.h"
+#include "persistent-data/space_map/space_map_format.h"
 
 namespace thinmeta::thin {
 

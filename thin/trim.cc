@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "thin/trim.h"
 
-#include "persistent-data/space_map_reader.h"
+#include "persistent-data/space_map/space_map_reader.h"
 #include "thin/check/check.h"
 
 namespace thinmeta::thin {

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <vector>
 
-#include "persistent-data/io_engine.h"
+#include "persistent-data/io/io_engine.h"
 #include "thin/dump.h"
 #include "thin/human_readable.h"
 #include "thin/metadata.h"

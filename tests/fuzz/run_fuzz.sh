@@ -13,10 +13,10 @@ bin="$out/fuzz_metadata"
 # The readers under test (listed, not globbed: the fuzz build uses clang 14, see
 # persistent-data/expected_compat.h).
 srcs=""
-for f in persistent-data/btree_node.cc persistent-data/btree_walker.cc persistent-data/checksum.cc persistent-data/helper_thread.cc \
-         persistent-data/crc32c.cc persistent-data/io_engine.cc thin/dump.cc thin/human_readable.cc \
+for f in persistent-data/btree/btree_node.cc persistent-data/btree/btree_walker.cc persistent-data/checksum.cc persistent-data/helper_thread.cc \
+         persistent-data/crc32c.cc persistent-data/io/io_engine.cc thin/dump.cc thin/human_readable.cc \
          thin/mapping_tree.cc thin/metadata.cc thin/superblock.cc thin/text_output.cc \
-         persistent-data/open_engine.cc persistent-data/sync_engine.cc persistent-data/aio_engine.cc persistent-data/uring_engine.cc persistent-data/io_plan.cc \
+         persistent-data/io/open_engine.cc persistent-data/io/sync_engine.cc persistent-data/io/aio_engine.cc persistent-data/io/uring_engine.cc persistent-data/io/io_plan.cc \
          xml/metadata_writer.cc; do
   srcs+=" $top/$f"
 done

@@ -3,9 +3,9 @@
 
 #include <vector>
 
-#include "persistent-data/btree_builder.h"
-#include "persistent-data/btree_walker.h"
-#include "persistent-data/io_engine.h"
+#include "persistent-data/btree/btree_builder.h"
+#include "persistent-data/btree/btree_walker.h"
+#include "persistent-data/io/io_engine.h"
 
 namespace pd = thinmeta::pdata;
 

@@ -2,7 +2,7 @@
 // The shared walker on hand-built and corrupted trees: order, damage ranges, hostile shapes.
 #include <gtest/gtest.h>
 
-#include "persistent-data/btree_walker.h"
+#include "persistent-data/btree/btree_walker.h"
 #include "persistent-data/endian.h"
 #include "tests/unit/test_support.h"
 

@@ -10,7 +10,7 @@
 #include <optional>
 #include <random>
 
-#include "persistent-data/btree_cursor.h"
+#include "persistent-data/btree/btree_cursor.h"
 #include "test_support.h"
 #include "thin/delta.h"
 #include "thin/device_details.h"

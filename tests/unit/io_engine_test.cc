@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "persistent-data/io_engine.h"
+#include "persistent-data/io/io_engine.h"
 
 namespace {
 

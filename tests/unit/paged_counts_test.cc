@@ -6,7 +6,7 @@
 #include <map>
 #include <random>
 
-#include "persistent-data/paged_counts.h"
+#include "persistent-data/space_map/paged_counts.h"
 
 namespace pd = thinmeta::pdata;
 

@@ -7,8 +7,8 @@
 #include <map>
 
 #include "persistent-data/checksum.h"
-#include "persistent-data/ref_count_gather.h"
-#include "persistent-data/space_map_reader.h"
+#include "persistent-data/space_map/ref_count_gather.h"
+#include "persistent-data/space_map/space_map_reader.h"
 #include "tests/unit/test_support.h"
 
 namespace thinmeta::pdata {

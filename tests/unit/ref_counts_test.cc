@@ -4,7 +4,7 @@
 #include <map>
 #include <random>
 
-#include "persistent-data/ref_counts.h"
+#include "persistent-data/space_map/ref_counts.h"
 
 using thinmeta::pdata::RefCounts;
 

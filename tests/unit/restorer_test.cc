@@ -3,12 +3,12 @@
 
 #include <map>
 
-#include "persistent-data/btree_node.h"
+#include "persistent-data/btree/btree_node.h"
 #include "persistent-data/checksum.h"
-#include "persistent-data/space_map_format.h"
-#include "persistent-data/space_map_writer.h"
+#include "persistent-data/space_map/space_map_format.h"
+#include "persistent-data/space_map/space_map_writer.h"
 #include "thin/dump.h"
-#include "thin/restorer.h"
+#include "thin/restore/restorer.h"
 #include "thin/text_output.h"
 #include "xml/metadata_reader.h"
 

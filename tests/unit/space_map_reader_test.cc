@@ -5,9 +5,9 @@
 #include <map>
 
 #include "persistent-data/checksum.h"
-#include "persistent-data/ref_counts.h"
-#include "persistent-data/space_map_fixer.h"
-#include "persistent-data/space_map_reader.h"
+#include "persistent-data/space_map/ref_counts.h"
+#include "persistent-data/space_map/space_map_fixer.h"
+#include "persistent-data/space_map/space_map_reader.h"
 #include "tests/unit/test_support.h"
 
 namespace thinmeta::pdata {

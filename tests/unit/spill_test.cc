@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-#include "thin/spill.h"
+#include "thin/restore/spill.h"
 
 #include <gtest/gtest.h>
 

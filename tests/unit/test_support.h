@@ -8,11 +8,11 @@
 #include <utility>
 #include <vector>
 
-#include "persistent-data/btree_node.h"
+#include "persistent-data/btree/btree_node.h"
 #include "persistent-data/checksum.h"
 #include "persistent-data/endian.h"
-#include "persistent-data/io_engine.h"
-#include "persistent-data/space_map_reader.h"
+#include "persistent-data/io/io_engine.h"
+#include "persistent-data/space_map/space_map_reader.h"
 
 namespace thinmeta::test {
 

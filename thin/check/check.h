@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "persistent-data/io_engine.h"
+#include "persistent-data/io/io_engine.h"
 #include "thin/superblock.h"
 
 namespace thinmeta::thin {

@@ -11,9 +11,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "persistent-data/btree_walker.h"
-#include "persistent-data/ref_counts.h"
-#include "persistent-data/space_map_reader.h"
+#include "persistent-data/btree/btree_walker.h"
+#include "persistent-data/space_map/ref_counts.h"
+#include "persistent-data/space_map/space_map_reader.h"
 #include "thin/check/check.h"
 #include "thin/device_details.h"
 

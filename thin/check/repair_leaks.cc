@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "thin/check/repair_leaks.h"
 
-#include "persistent-data/space_map_fixer.h"
+#include "persistent-data/space_map/space_map_fixer.h"
 
 namespace thinmeta::thin {
 namespace {

@@ -3,7 +3,7 @@
 // in place, then rewrite the superblock last (nr_allocated, the needs_check flag).
 #pragma once
 
-#include "persistent-data/io_engine.h"
+#include "persistent-data/io/io_engine.h"
 #include "persistent-data/result.h"
 #include "thin/check/check.h"
 

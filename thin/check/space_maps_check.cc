@@ -10,7 +10,7 @@
 //   in the roots (0.9.0 thin_restore writes it one too high).
 #include <algorithm>
 
-#include "persistent-data/space_map_reader.h"
+#include "persistent-data/space_map/space_map_reader.h"
 #include "thin/check/context.h"
 
 namespace thinmeta::thin::check_detail {

@@ -1,0 +1,253 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "persistent-data/btree/btree_walker.h"
+
+#include <array>
+#include <cstring>
+#include <deque>
+#include <vector>
+
+#include "persistent-data/checksum.h"
+#include "persistent-data/helper_thread.h"
+
+namespace thinmeta::pdata {
+namespace {
+
+std::string range_str(BlockAddr addr) { return " (block " + std::to_string(addr) + ")"; }
+
+// Reads ahead: the children of consecutive internal siblings are read as one batch of up to
+// kMaxBatch blocks, so a walk keeps many requests in flight (libaio) instead of one node's
+// worth. Visitor callbacks still arrive in exact depth-first key order; only enter() (which
+// decides what to read) runs ahead.
+class Walker {
+ public:
+  static constexpr std::size_t kMaxBatch = 256;
+  static constexpr std::size_t kMinAsync = 64;  // smaller batches are read when their turn comes
+
+  Walker(IoEngine& io, const WalkOptions& opts, BtreeVisitor& v) : io_(io), opts_(opts), v_(v) {}
+
+  Flow walk(BlockAddr root) {
+    NodeContext ctx{root, 0, KeyRange{}};
+    if (!v_.enter(ctx)) return Flow::kContinue;
+    if (root >= io_.nr_blocks())
+      return v_.damage({root, ctx.range, "btree root beyond the end of the metadata device" +
+                                             range_str(root)});
+    AlignedBuffer buf(1);
+    int err = 0;
+    io_.read_many(std::span<const BlockAddr>(&root, 1), buf.data(), std::span<int>(&err, 1));
+    if (err)
+      return v_.damage({root, ctx.range, std::string("read error: ") + std::strerror(err) +
+                                             range_str(root)});
+    return visit_kids(std::span<const NodeContext>(&ctx, 1), buf.data(), &err, nullptr);
+  }
+
+ private:
+  // An internal node that has been checked, with the children it will visit.
+  struct Expanded {
+    NodeContext ctx;
+    const std::uint8_t* block;
+    std::vector<Damage> pending;    // children that cannot be read
+    std::vector<NodeContext> kids;  // children to read
+  };
+  struct Batch {
+    std::vector<Expanded> group;
+    std::vector<BlockAddr> addrs;
+    std::vector<int> errs;
+    std::vector<std::uint8_t> verified;  // checksum and self address already checked
+    AlignedBuffer* bufs = nullptr;
+    Pending<void> done;  // valid while the read runs on the helper thread
+  };
+
+  std::optional<Damage> check(const NodeContext& ctx, const std::uint8_t* block,
+                              bool verified = false) const {
+    return check_node(ctx, block, opts_, verified);
+  }
+
+  // Decides which children of e.block to read (calls enter()), noting those that cannot be.
+  void collect(Expanded& e) {
+    NodeView n(e.block);
+    std::uint32_t nr = n.nr_entries();
+    e.kids.reserve(nr);
+    for (std::uint32_t i = 0; i < nr; ++i) {
+      KeyRange r{n.key(i), i + 1 < nr ? std::optional<std::uint64_t>(n.key(i + 1)) : e.ctx.range.end};
+      NodeContext kid{n.value64(i), e.ctx.depth + 1, r};
+      if (kid.addr >= io_.nr_blocks())
+        e.pending.push_back({kid.addr, r, "child pointer beyond the end of the metadata device" +
+                                              range_str(kid.addr)});
+      else if (kid.addr == e.ctx.addr || on_path(kid.addr))
+        e.pending.push_back({kid.addr, r, "cycle in btree" + range_str(kid.addr)});
+      else if (v_.enter(kid))
+        e.kids.push_back(kid);
+    }
+  }
+
+  // Visits nodes already read (kids[i] is at base + i * kBlockSize, errs[i] its read status,
+  // verified[i] (if given) whether its checksum is known good), in order. Runs of internal
+  // siblings are expanded together.
+  Flow visit_kids(std::span<const NodeContext> kids, const std::uint8_t* base, const int* errs,
+                  const std::uint8_t* verified) {
+    std::size_t i = 0;
+    while (i < kids.size()) {
+      const std::uint8_t* block = base + i * kBlockSize;
+      if (errs[i]) {
+        if (v_.damage({kids[i].addr, kids[i].range,
+                       std::string("read error: ") + std::strerror(errs[i]) +
+                           range_str(kids[i].addr)}) == Flow::kStop)
+          return Flow::kStop;
+        ++i;
+        continue;
+      }
+      if (auto d = check(kids[i], block, verified && verified[i])) {
+        if (v_.damage(*d) == Flow::kStop) return Flow::kStop;
+        ++i;
+        continue;
+      }
+      NodeView n(block);
+      if (n.is_leaf()) {
+        if (v_.leaf(kids[i], n) == Flow::kStop) return Flow::kStop;
+        ++i;
+        continue;
+      }
+      // Runs of valid internal siblings whose children fit one batch. While one batch is
+      // visited, the next one is read on a helper thread (I/O overlaps decoding).
+      Batch slots[2];
+      std::size_t cur = 0;
+      i = form_batch(kids, base, errs, i, slots[cur]);
+      start_read(slots[cur], /*async=*/false);
+      for (;;) {
+        Batch& b = slots[cur];
+        Batch& next = slots[cur ^ 1];
+        next.group.clear();
+        std::size_t after = i;
+        if (i < kids.size() && !errs[i] && !check(kids[i], base + i * kBlockSize) &&
+            NodeView(base + i * kBlockSize).is_internal()) {
+          after = form_batch(kids, base, errs, i, next);
+          start_read(next, next.addrs.size() >= kMinAsync);
+        }
+        if (b.done.valid()) b.done.get();
+        if (expand(b) == Flow::kStop) return Flow::kStop;
+        if (next.group.empty()) break;
+        i = after;
+        cur ^= 1;
+      }
+    }
+    return Flow::kContinue;
+  }
+
+  // Internal siblings kids[i..] whose children fit one batch, their enter() decisions made.
+  // Returns the index after the group.
+  std::size_t form_batch(std::span<const NodeContext> kids, const std::uint8_t* base,
+                         const int* errs, std::size_t i, Batch& b) {
+    b.group.clear();
+    std::size_t total = 0, j = i;
+    while (j < kids.size() && !errs[j]) {
+      const std::uint8_t* bj = base + j * kBlockSize;
+      if (j > i && (check(kids[j], bj) || !NodeView(bj).is_internal())) break;
+      if (!b.group.empty() && total + NodeView(bj).nr_entries() > kMaxBatch) break;
+      b.group.push_back(Expanded{kids[j], bj, {}, {}});
+      collect(b.group.back());
+      total += b.group.back().kids.size();
+      ++j;
+    }
+    b.addrs.clear();
+    for (const auto& e : b.group)
+      for (const auto& k : e.kids) b.addrs.push_back(k.addr);
+    b.errs.assign(b.addrs.size(), 0);
+    b.bufs = nullptr;
+    if (b.addrs.empty()) return j;
+    unsigned depth = b.group.front().ctx.depth;
+    if (bufs_.size() <= depth) bufs_.resize(depth + 1);
+    if (flip_.size() <= depth) flip_.resize(depth + 1);
+    // Two buffers a depth, used in turn: the batch being visited and the one being read.
+    AlignedBuffer& buf = bufs_[depth][flip_[depth]];
+    flip_[depth] ^= 1;
+    buf.resize(b.addrs.size());
+    b.bufs = &buf;
+    return j;
+  }
+
+  void start_read(Batch& b, bool async) {
+    if (b.addrs.empty()) return;
+    // Engines serialise concurrent batches (visitors may read too, e.g. space map bitmaps).
+    // Checksums are verified on the reading thread: the visiting thread has the rest to do.
+    b.verified.assign(b.addrs.size(), 0);
+    auto read = [this, &b] {
+      io_.read_many(b.addrs, b.bufs->data(), b.errs);
+      for (std::size_t k = 0; k < b.addrs.size(); ++k)
+        b.verified[k] = !b.errs[k] && !validate_block(b.bufs->block(k), b.addrs[k], BlockKind::kNode);
+    };
+    if (async)
+      b.done = on_helper(read);
+    else
+      read();
+  }
+
+  // Visits each node of a batch that has been read, and its subtree, in order.
+  Flow expand(Batch& b) {
+    std::size_t off = 0;
+    for (auto& e : b.group) {
+      if (v_.internal(e.ctx, NodeView(e.block)) == Flow::kStop) return Flow::kStop;
+      for (const auto& d : e.pending)
+        if (v_.damage(d) == Flow::kStop) return Flow::kStop;
+      path_.push_back(e.ctx.addr);
+      Flow f = e.kids.empty() ? Flow::kContinue
+                              : visit_kids(e.kids, b.bufs->block(off), b.errs.data() + off,
+                                           b.verified.data() + off);
+      path_.pop_back();
+      if (f == Flow::kStop) return Flow::kStop;
+      off += e.kids.size();
+    }
+    return Flow::kContinue;
+  }
+
+  bool on_path(BlockAddr a) const {
+    for (BlockAddr p : path_)
+      if (p == a) return true;
+    return false;
+  }
+
+  IoEngine& io_;
+  const WalkOptions& opts_;
+  BtreeVisitor& v_;
+  std::vector<BlockAddr> path_;    // ancestors of the nodes being visited
+  std::deque<std::array<AlignedBuffer, 2>> bufs_;  // per depth; deque keeps references valid
+  std::vector<unsigned> flip_;
+};
+
+}  // namespace
+
+std::optional<Damage> check_node(const NodeContext& ctx, const std::uint8_t* block,
+                                 const WalkOptions& opts, bool verified) {
+  auto bad = [&](std::string what) { return Damage{ctx.addr, ctx.range, std::move(what)}; };
+  if (!verified)
+    if (auto d = validate_block(block, ctx.addr, BlockKind::kNode)) return bad(*d);
+  NodeView n(block);
+  if (auto d = check_node_shape(n, ctx.addr, opts.leaf_value_size)) return bad(*d);
+  std::uint32_t nr = n.nr_entries();
+  if (nr > 0 &&
+      (n.key(0) < ctx.range.begin || (ctx.range.end && n.key(nr - 1) >= *ctx.range.end)))
+    return bad("keys outside the range given by the parent" + range_str(ctx.addr));
+  if (opts.check_fill && ctx.depth > 0 && nr < n.max_entries() / 3)
+    return bad("too few entries (" + std::to_string(nr) + ") in non-root btree node" +
+               range_str(ctx.addr));
+  if (n.is_internal()) {
+    if (nr == 0 && ctx.depth > 0) return bad("empty internal node" + range_str(ctx.addr));
+    if (ctx.depth + 1 >= opts.max_depth) return bad("btree too deep" + range_str(ctx.addr));
+  }
+  return std::nullopt;
+}
+
+Flow walk_btree(IoEngine& io, BlockAddr root, const WalkOptions& opts, BtreeVisitor& v) {
+  Walker w(io, opts, v);
+  return w.walk(root);
+}
+
+std::optional<std::string> read_node(IoEngine& io, BlockAddr addr, std::uint32_t leaf_value_size,
+                                     std::uint8_t* buf) {
+  if (addr >= io.nr_blocks())
+    return "btree node beyond the end of the metadata device" + range_str(addr);
+  if (auto r = io.read(addr, buf); !r) return r.error().what;
+  if (auto bad = validate_block(buf, addr, BlockKind::kNode)) return bad;
+  return check_node_shape(NodeView(buf), addr, leaf_value_size);
+}
+
+}  // namespace thinmeta::pdata

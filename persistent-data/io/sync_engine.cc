@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "persistent-data/io/sync_engine.h"
+#include "persistent-data/io/io_plan.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace thinmeta::pdata {
+namespace {
+
+class SyncEngine final : public IoEngine {
+ public:
+  SyncEngine(int fd, std::uint64_t size) : fd_(fd), nr_(size / kBlockSize) {}
+  ~SyncEngine() override { ::close(fd_); }
+  BlockAddr nr_blocks() const override { return nr_; }
+
+  void read_many(std::span<const BlockAddr> addrs, std::uint8_t* bufs,
+                 std::span<int> errs) override {
+    std::size_t i = 0;
+    while (i < addrs.size()) {
+      // Coalesce runs of consecutive addresses into one pread.
+      std::size_t j = i + 1;
+      while (j < addrs.size() && addrs[j] == addrs[j - 1] + 1 && addrs[j] < nr_ && j - i < 256)
+        ++j;
+      if (addrs[i] >= nr_) {
+        errs[i] = EINVAL;
+        ++i;
+        continue;
+      }
+      int err = pread_all(bufs + i * kBlockSize, (j - i) * kBlockSize, addrs[i] * kBlockSize);
+      for (std::size_t k = i; k < j; ++k) errs[k] = err;
+      i = j;
+    }
+  }
+
+  Result<> write_many(std::span<const BlockAddr> addrs, const std::uint8_t* bufs) override {
+    std::size_t i = 0;
+    while (i < addrs.size()) {
+      // Coalesce runs of consecutive addresses into one pwrite.
+      std::size_t j = i + 1;
+      while (j < addrs.size() && addrs[j] == addrs[j - 1] + 1 && j - i < 1024) ++j;
+      if (addrs[j - 1] >= nr_) {
+        BlockAddr bad = std::max<BlockAddr>(addrs[i], nr_);
+        return fail(Errc::kNoSpace, "write beyond the end of the metadata device (block " +
+                                        std::to_string(bad) + ")");
+      }
+      const std::uint8_t* p = bufs + i * kBlockSize;
+      std::size_t len = (j - i) * kBlockSize, done = 0;
+      while (done < len) {
+        ssize_t n = ::pwrite(fd_, p + done, len - done,
+                             static_cast<off_t>(addrs[i] * kBlockSize + done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0)
+          return fail(Errc::kIo, "write of metadata block " +
+                                     std::to_string(addrs[i] + done / kBlockSize) +
+                                     " failed: " + std::strerror(n < 0 ? errno : EIO));
+        done += static_cast<std::size_t>(n);
+      }
+      i = j;
+    }
+    return {};
+  }
+
+  Result<> flush() override { return flush_fd(fd_); }
+
+ private:
+  int pread_all(std::uint8_t* buf, std::size_t len, std::uint64_t off) {
+    std::size_t done = 0;
+    while (done < len) {
+      ssize_t n = ::pread(fd_, buf + done, len - done, static_cast<off_t>(off + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return errno;
+      if (n == 0) return EIO;  // short device
+      done += static_cast<std::size_t>(n);
+    }
+    return 0;
+  }
+
+  int fd_;
+  BlockAddr nr_;
+};
+
+}  // namespace
+
+std::unique_ptr<IoEngine> make_sync_engine(int fd, std::uint64_t size_bytes) {
+  return std::make_unique<SyncEngine>(fd, size_bytes);
+}
+
+}  // namespace thinmeta::pdata

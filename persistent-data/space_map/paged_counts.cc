@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "persistent-data/space_map/paged_counts.h"
+
+#include <algorithm>
+
+namespace thinmeta::pdata {
+
+namespace {
+constexpr std::size_t kMaxSteps = 256;  // 2 KiB of steps; a dense page is 16 KiB
+}
+
+// Sparse: steps[i] = (offset, count) holds for [offset, next step's offset or page end);
+// offsets ascend from 0. Dense: one saturating byte a block.
+struct PagedCounts::Page {
+  struct Step {
+    std::uint32_t off;
+    std::uint32_t count;
+  };
+  std::vector<Step> steps{Step{0, 0}};
+  std::vector<std::uint8_t> dense;  // empty while sparse
+
+  // Index of the step that starts exactly at off (splitting the one covering it).
+  std::size_t split(std::uint32_t off) {
+    auto it = std::upper_bound(steps.begin(), steps.end(), off,
+                               [](std::uint32_t o, const Step& s) { return o < s.off; });
+    std::size_t i = static_cast<std::size_t>(it - steps.begin()) - 1;
+    if (steps[i].off == off) return i;
+    steps.insert(steps.begin() + static_cast<std::ptrdiff_t>(i + 1), Step{off, steps[i].count});
+    return i + 1;
+  }
+};
+
+PagedCounts::PagedCounts() = default;
+PagedCounts::~PagedCounts() = default;
+PagedCounts::PagedCounts(PagedCounts&& o) noexcept
+    : pages_(std::move(o.pages_)), big_(std::move(o.big_)), nonzero_(o.nonzero_),
+      overflow_(o.overflow_), last_index_(o.last_index_), last_(o.last_) {
+  o.last_ = nullptr;  // the page is this object's now
+}
+PagedCounts& PagedCounts::operator=(PagedCounts&& o) noexcept {
+  pages_ = std::move(o.pages_);
+  big_ = std::move(o.big_);
+  nonzero_ = o.nonzero_;
+  overflow_ = o.overflow_;
+  last_index_ = o.last_index_;
+  last_ = o.last_;
+  o.last_ = nullptr;
+  return *this;
+}
+
+void PagedCounts::add(std::uint64_t begin, std::uint64_t len, std::uint32_t by) {
+  while (len && by) {
+    std::uint64_t page = begin >> kPageShift;
+    auto off = static_cast<std::uint32_t>(begin & (kPageBlocks - 1));
+    auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(len, kPageBlocks - off));
+    add_in_page(page, off, n, by);
+    begin += n;
+    len -= n;
+  }
+}
+
+void PagedCounts::add_in_page(std::uint64_t index, std::uint32_t off, std::uint32_t len,
+                              std::uint32_t by) {
+  if (index != last_index_ || !last_) {  // runs come in order: mostly the same page again
+    std::unique_ptr<Page>& slot = pages_[index];
+    if (!slot) slot = std::make_unique<Page>();
+    last_index_ = index;
+    last_ = slot.get();
+  }
+  Page& p = *last_;
+  if (p.dense.empty()) {
+    std::size_t first = p.split(off);
+    std::size_t last = off + len < kPageBlocks ? p.split(off + len) : p.steps.size();
+    for (std::size_t i = first; i < last; ++i) p.steps[i].count += by;
+    // Merge equal neighbours around the changed range.
+    std::size_t lo = first > 0 ? first - 1 : 0, hi = std::min(last + 1, p.steps.size());
+    std::size_t out = lo + 1;
+    for (std::size_t i = lo + 1; i < hi; ++i)
+      if (p.steps[i].count != p.steps[out - 1].count) p.steps[out++] = p.steps[i];
+    p.steps.erase(p.steps.begin() + static_cast<std::ptrdiff_t>(out),
+                  p.steps.begin() + static_cast<std::ptrdiff_t>(hi));
+    if (p.steps.size() <= kMaxSteps) return;
+    // Too many boundaries: one byte a block from now on.
+    p.dense.assign(kPageBlocks, 0);
+    for (std::size_t i = 0; i < p.steps.size(); ++i) {
+      std::uint32_t end = i + 1 < p.steps.size() ? p.steps[i + 1].off : kPageBlocks;
+      for (std::uint32_t b = p.steps[i].off; b < end; ++b) {
+        std::uint32_t c = p.steps[i].count;
+        p.dense[b] = static_cast<std::uint8_t>(std::min<std::uint32_t>(c, 255));
+        if (c >= 255) big_[(index << kPageShift) + b] = c;
+      }
+    }
+    p.steps.clear();
+    p.steps.shrink_to_fit();
+    return;
+  }
+  for (std::uint32_t b = off; b < off + len; ++b) {
+    std::uint32_t c = p.dense[b];
+    if (c + by < 255) {
+      p.dense[b] = static_cast<std::uint8_t>(c + by);
+      continue;
+    }
+    std::uint64_t block = (index << kPageShift) + b;
+    std::uint32_t full = c == 255 ? big_[block] : c;
+    big_[block] = full + by;
+    p.dense[b] = 255;
+  }
+}
+
+void PagedCounts::finish() {
+  nonzero_ = overflow_ = 0;
+  for_each_run([&](std::uint64_t, std::uint64_t len, std::uint32_t c) {
+    nonzero_ += len;
+    if (c >= 3) overflow_ += len;
+  });
+}
+
+void PagedCounts::for_each_run(const RunFn& fn) const {
+  for (const auto& [index, page] : pages_) {
+    std::uint64_t base = index << kPageShift;
+    const Page& p = *page;
+    if (p.dense.empty()) {
+      for (std::size_t i = 0; i < p.steps.size(); ++i) {
+        std::uint32_t end = i + 1 < p.steps.size() ? p.steps[i + 1].off : kPageBlocks;
+        if (p.steps[i].count) fn(base + p.steps[i].off, end - p.steps[i].off, p.steps[i].count);
+      }
+      continue;
+    }
+    std::uint32_t b = 0;
+    while (b < kPageBlocks) {
+      std::uint8_t v = p.dense[b];
+      if (v == 255) {
+        fn(base + b, 1, big_.at(base + b));
+        ++b;
+        continue;
+      }
+      std::uint32_t e = b + 1;
+      while (e < kPageBlocks && p.dense[e] == v) ++e;
+      if (v) fn(base + b, e - b, v);
+      b = e;
+    }
+  }
+}
+
+std::size_t PagedCounts::memory_bytes() const {
+  std::size_t n = big_.size() * 32;
+  for (const auto& [index, page] : pages_)
+    n += sizeof(Page) + 48 + page->steps.capacity() * sizeof(Page::Step) + page->dense.capacity();
+  return n;
+}
+
+}  // namespace thinmeta::pdata

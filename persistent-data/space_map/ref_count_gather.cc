@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "persistent-data/space_map/ref_count_gather.h"
+
+#include <algorithm>
+
+#include "persistent-data/endian.h"
+
+namespace thinmeta::pdata {
+namespace {
+
+constexpr std::uint32_t kRefCountValueSize = 4;
+constexpr std::size_t kLeafBatch = 256;
+
+WalkOptions tree_options() {
+  WalkOptions o;
+  o.leaf_value_size = kRefCountValueSize;
+  return o;
+}
+
+// Records the internal nodes and the leaves they name (not read), in key order.
+class InternalVisitor final : public BtreeVisitor {
+ public:
+  InternalVisitor(unsigned leaf_depth, std::vector<BlockAddr>& nodes,
+                  std::vector<std::pair<BlockAddr, KeyRange>>& leaves)
+      : depth_(leaf_depth), nodes_(nodes), leaves_(leaves) {}
+  bool enter(const NodeContext& c) override {
+    nodes_.push_back(c.addr);
+    if (c.depth < depth_) return true;
+    leaves_.emplace_back(c.addr, c.range);
+    return false;
+  }
+  Flow leaf(const NodeContext&, const NodeView&) override {  // a leaf above the leaf level
+    ok = false;
+    return Flow::kStop;
+  }
+  Flow damage(const Damage&) override {
+    ok = false;
+    return Flow::kStop;
+  }
+  bool ok = true;
+
+ private:
+  unsigned depth_;
+  std::vector<BlockAddr>& nodes_;
+  std::vector<std::pair<BlockAddr, KeyRange>>& leaves_;
+};
+
+}  // namespace
+
+RefCountTreeGather::RefCountTreeGather(IoEngine& io, const SmRoot& root,
+                                       BlockAddr nr_metadata_blocks)
+    : io_(io), nr_blocks_(root.nr_blocks) {
+  img_.counts = RefCounts(root.nr_blocks);
+  BlockAddr nr_meta = std::min(nr_metadata_blocks, io.nr_blocks());
+  // The leaf depth: down the leftmost path (every leaf of a valid tree is at that depth).
+  WalkOptions o = tree_options();
+  AlignedBuffer buf(1);
+  BlockAddr at = root.ref_count_root;
+  for (;;) {
+    if (at >= nr_meta || leaf_depth_ + 1 >= o.max_depth) return;
+    if (read_node(io, at, kRefCountValueSize, buf.data())) return;
+    NodeView n(buf.data());
+    if (n.is_leaf()) break;
+    if (n.nr_entries() == 0) return;
+    at = n.value64(0);
+    ++leaf_depth_;
+  }
+  std::vector<std::pair<BlockAddr, KeyRange>> leaves;
+  InternalVisitor v(leaf_depth_, img_.nodes, leaves);
+  walk_btree(io, root.ref_count_root, o, v);
+  if (!v.ok || leaves.size() > kMaxLeaves) return;
+  is_leaf_.assign((nr_meta + 63) / 64, 0);
+  leaves_.reserve(leaves.size());
+  by_addr_.reserve(leaves.size());
+  for (auto& [addr, range] : leaves) {
+    if (addr >= nr_meta) return;
+    is_leaf_[addr / 64] |= 1ull << (addr % 64);
+    by_addr_.emplace_back(addr, leaves_.size());
+    leaves_.push_back(Leaf{addr, range});
+  }
+  std::sort(by_addr_.begin(), by_addr_.end());
+  state_.assign(leaves_.size(), kPendingLeaf);
+  ok_ = true;
+}
+
+bool RefCountTreeGather::wants(BlockAddr b) const {
+  return b / 64 < is_leaf_.size() && (is_leaf_[b / 64] >> (b % 64) & 1);
+}
+
+std::size_t RefCountTreeGather::find(BlockAddr b) const {
+  auto it = std::lower_bound(by_addr_.begin(), by_addr_.end(), std::make_pair(b, std::size_t{0}));
+  return it != by_addr_.end() && it->first == b ? it->second : npos;
+}
+
+void RefCountTreeGather::take(BlockAddr b, const std::uint8_t* block) {
+  std::size_t i = find(b);
+  if (i == npos) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (state_[i] != kPendingLeaf) return;  // a block the node appears twice as (bad) or read twice
+  apply(i, block);
+  ++taken_;
+}
+
+void RefCountTreeGather::apply(std::size_t i, const std::uint8_t* block) {
+  const Leaf& l = leaves_[i];
+  NodeContext ctx{l.addr, leaf_depth_, l.range};
+  if (check_node(ctx, block, tree_options()) || !NodeView(block).is_leaf()) {
+    state_[i] = kBad;
+    return;
+  }
+  NodeView n(block);
+  for (std::uint32_t k = 0; k < n.nr_entries(); ++k) {
+    std::uint64_t key = n.key(k);
+    std::uint32_t c = load_le32(n.value(k));
+    if (key >= nr_blocks_ || c < 3) {
+      state_[i] = kBad;
+      return;
+    }
+  }
+  for (std::uint32_t k = 0; k < n.nr_entries(); ++k) img_.counts.set(n.key(k), load_le32(n.value(k)));
+  state_[i] = kDone;
+}
+
+std::size_t RefCountTreeGather::nr_taken() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return taken_;
+}
+
+RefCountTreeImage RefCountTreeGather::finish() {
+  RefCountTreeImage out;
+  if (!ok_) return out;
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<BlockAddr> rest;
+  for (const auto& [addr, i] : by_addr_)
+    if (state_[i] == kPendingLeaf) rest.push_back(addr);
+  rest.erase(std::unique(rest.begin(), rest.end()), rest.end());
+  AlignedBuffer bufs(std::min(kLeafBatch, std::max<std::size_t>(rest.size(), 1)));
+  std::vector<int> errs(kLeafBatch);
+  for (std::size_t at = 0; at < rest.size(); at += kLeafBatch) {
+    std::size_t n = std::min(kLeafBatch, rest.size() - at);
+    io_.read_many(std::span<const BlockAddr>(rest.data() + at, n), bufs.data(),
+                  std::span<int>(errs.data(), n));
+    for (std::size_t k = 0; k < n; ++k) {
+      std::size_t i = find(rest[at + k]);
+      if (errs[k])
+        state_[i] = kBad;
+      else if (state_[i] == kPendingLeaf)
+        apply(i, bufs.block(k));
+    }
+  }
+  for (std::uint8_t s : state_)
+    if (s != kDone) return out;
+  out.usable = true;
+  out.nodes = std::move(img_.nodes);
+  out.counts = std::move(img_.counts);
+  return out;
+}
+
+}  // namespace thinmeta::pdata

@@ -1,0 +1,421 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "persistent-data/space_map/ref_counts.h"
+
+#include <algorithm>
+
+namespace thinmeta::pdata {
+
+RefCounts::~RefCounts() = default;
+
+RefCounts::RefCounts(RefCounts&& o) noexcept
+    : nr_blocks_(o.nr_blocks_), pages_(std::move(o.pages_)), overflow_(std::move(o.overflow_)),
+      last_index_(o.last_index_), last_(o.last_) {
+  o.pages_.clear();
+  o.overflow_.clear();
+  o.last_index_ = ~0ull;
+  o.last_ = nullptr;
+}
+
+RefCounts& RefCounts::operator=(RefCounts&& o) noexcept {
+  if (this == &o) return *this;
+  nr_blocks_ = o.nr_blocks_;
+  pages_ = std::move(o.pages_);
+  overflow_ = std::move(o.overflow_);
+  last_index_ = o.last_index_;
+  last_ = o.last_;
+  o.pages_.clear();
+  o.overflow_.clear();
+  o.last_index_ = ~0ull;
+  o.last_ = nullptr;
+  return *this;
+}
+
+RefCounts::Page& RefCounts::page(std::uint64_t index) {
+  if (index == last_index_) return *last_;
+  Page& p = pages_[index];
+  last_index_ = index;
+  last_ = &p;
+  return p;
+}
+
+const RefCounts::Page* RefCounts::find_page(std::uint64_t index) const {
+  if (index == last_index_) return last_;
+  auto it = pages_.find(index);
+  if (it == pages_.end()) return nullptr;
+  last_index_ = index;
+  last_ = const_cast<Page*>(&it->second);
+  return last_;
+}
+
+std::uint32_t RefCounts::page_get(const Page& p, std::uint64_t b, std::uint32_t off) const {
+  if (!p.d) {
+    auto it = p.lower(off);
+    if (it == p.sparse.end() || (*it >> Page::kCountBits) != off) return 0;
+    std::uint32_t c = *it & Page::kCountMask;
+    return c != Page::kSparseFar ? c : overflow_.at(b);
+  }
+  if (!p.d->bytes.empty()) {
+    std::uint8_t v = p.d->bytes[off];
+    return v != Page::kFar ? v : overflow_.at(b);
+  }
+  unsigned small = p.get2(off);
+  if (small < 3) return small;
+  auto it = std::lower_bound(p.d->ovf_off.begin(), p.d->ovf_off.end(), off);
+  return p.d->ovf_cnt[static_cast<std::size_t>(it - p.d->ovf_off.begin())];
+}
+
+void RefCounts::densify(Page& p, std::uint64_t base) {
+  auto d = std::make_unique<Dense>();
+  d->bits.assign(Page::kDenseWords, 0);
+  for (std::uint32_t e : p.sparse) {
+    std::uint32_t off = e >> Page::kCountBits, c = e & Page::kCountMask;
+    if (c == Page::kSparseFar) {
+      c = overflow_.at(base + off);
+      overflow_.erase(base + off);
+    }
+    d->bits[off / 32] |= std::uint64_t{std::min<std::uint32_t>(c, 3)} << (2 * (off % 32));
+    if (c >= 3) {  // sparse entries are sorted: so is the list
+      d->ovf_off.push_back(off);
+      d->ovf_cnt.push_back(c);
+    }
+  }
+  p.sparse.clear();
+  p.sparse.shrink_to_fit();
+  p.d = std::move(d);
+  if (p.d->ovf_off.size() > Page::kMaxSmallOverflow) to_bytes(p, base);
+}
+
+void RefCounts::to_bytes(Page& p, std::uint64_t base) {
+  Dense& d = *p.d;
+  d.bytes.assign(kPageBlocks, 0);
+  for (std::size_t w = 0; w < d.bits.size(); ++w) {
+    std::uint64_t word = d.bits[w];
+    std::uint8_t* out = d.bytes.data() + w * 32;
+    for (unsigned k = 0; k < 32; ++k) out[k] = static_cast<std::uint8_t>((word >> (2 * k)) & 3);
+  }
+  for (std::size_t k = 0; k < d.ovf_off.size(); ++k) {
+    std::uint32_t c = d.ovf_cnt[k];
+    d.bytes[d.ovf_off[k]] = c < Page::kFar ? static_cast<std::uint8_t>(c) : Page::kFar;
+    if (c >= Page::kFar) overflow_[base + d.ovf_off[k]] = c;
+  }
+  std::vector<std::uint64_t>().swap(d.bits);
+  std::vector<std::uint32_t>().swap(d.ovf_off);
+  std::vector<std::uint32_t>().swap(d.ovf_cnt);
+}
+
+void RefCounts::page_set(Page& p, std::uint64_t b, std::uint32_t off, std::uint32_t count) {
+  if (!p.d) {
+    auto it = p.lower(off);
+    bool found = it != p.sparse.end() && (*it >> Page::kCountBits) == off;
+    if (found && (*it & Page::kCountMask) == Page::kSparseFar) overflow_.erase(b);
+    if (!count) {
+      if (found) p.sparse.erase(it);
+      return;
+    }
+    std::uint32_t e = off << Page::kCountBits | std::min(count, Page::kSparseFar);
+    if (count >= Page::kSparseFar) overflow_[b] = count;
+    if (found) {
+      *it = e;
+      return;
+    }
+    p.sparse.insert(it, e);
+    if (p.sparse.size() > Page::kMaxSparse) densify(p, b - off);
+    return;
+  }
+  Dense& d = *p.d;
+  if (d.bytes.empty()) {
+    unsigned old = p.get2(off);
+    auto it = std::lower_bound(d.ovf_off.begin(), d.ovf_off.end(), off);
+    auto i = static_cast<std::size_t>(it - d.ovf_off.begin());
+    if (count < 3) {
+      if (old == 3) {
+        d.ovf_cnt.erase(d.ovf_cnt.begin() + static_cast<std::ptrdiff_t>(i));
+        d.ovf_off.erase(it);
+      }
+      p.set2(off, count);
+      return;
+    }
+    if (old == 3) {
+      d.ovf_cnt[i] = count;
+      return;
+    }
+    if (d.ovf_off.size() < Page::kMaxSmallOverflow) {
+      d.ovf_off.insert(it, off);
+      d.ovf_cnt.insert(d.ovf_cnt.begin() + static_cast<std::ptrdiff_t>(i), count);
+      p.set2(off, 3);
+      return;
+    }
+    // Many counts >= 3 in this page: a byte a block from now on.
+    to_bytes(p, b - off);
+  }
+  std::uint8_t& v = d.bytes[off];
+  if (v == Page::kFar) overflow_.erase(b);
+  if (count < Page::kFar) {
+    v = static_cast<std::uint8_t>(count);
+  } else {
+    v = Page::kFar;
+    overflow_[b] = count;
+  }
+}
+
+bool RefCounts::any_nonzero(std::uint64_t b, std::uint64_t len) const {
+  if (!len) return false;
+  std::uint64_t last = b + len - 1;
+  for (std::uint64_t pg = b >> kPageShift; pg <= last >> kPageShift; ++pg) {
+    const Page* p = find_page(pg);
+    if (!p) continue;
+    auto lo = static_cast<std::uint32_t>(pg == b >> kPageShift ? b & (kPageBlocks - 1) : 0);
+    auto hi = static_cast<std::uint32_t>(pg == last >> kPageShift ? (last & (kPageBlocks - 1)) + 1
+                                                                   : kPageBlocks);
+    if (!p->d) {  // sparse entries are all non-zero
+      auto it = std::lower_bound(p->sparse.begin(), p->sparse.end(), lo << Page::kCountBits);
+      if (it != p->sparse.end() && (*it >> Page::kCountBits) < hi) return true;
+    } else if (p->is_bytes()) {
+      for (std::uint32_t o = lo; o < hi; ++o)
+        if (p->d->bytes[o]) return true;
+    } else {
+      for (std::uint32_t o = lo; o < hi; ++o)
+        if (p->get2(o)) return true;
+    }
+  }
+  return false;
+}
+
+std::uint32_t RefCounts::get(std::uint64_t b) const {
+  const Page* p = find_page(b >> kPageShift);
+  if (!p) return 0;
+  return page_get(*p, b, static_cast<std::uint32_t>(b & (kPageBlocks - 1)));
+}
+
+void RefCounts::get_range(std::uint64_t begin, std::span<std::uint32_t> out) const {
+  std::size_t i = 0;
+  while (i < out.size()) {
+    std::uint64_t b = begin + i;
+    const Page* p = find_page(b >> kPageShift);
+    auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
+    std::size_t n = std::min<std::size_t>(out.size() - i, kPageBlocks - off);
+    std::uint32_t* o = out.data() + i;
+    if (!p) {
+      std::fill_n(o, n, 0u);
+    } else if (!p->d) {  // sparse: zeros, then the few entries in range
+      std::fill_n(o, n, 0u);
+      auto it = std::lower_bound(p->sparse.begin(), p->sparse.end(), off << Page::kCountBits);
+      for (; it != p->sparse.end() && (*it >> Page::kCountBits) < off + n; ++it) {
+        std::uint32_t at = *it >> Page::kCountBits;
+        o[at - off] = page_get(*p, b + (at - off), at);
+      }
+    } else if (p->is_bytes()) {
+      const std::uint8_t* v = p->d->bytes.data() + off;
+      for (std::size_t k = 0; k < n; ++k) o[k] = v[k];
+      for (std::size_t k = 0; k < n; ++k)
+        if (v[k] == Page::kFar) o[k] = overflow_.at(b + k);
+    } else {  // two bits: a word at a time, then the few counts >= 3
+      bool any3 = false;
+      for (std::size_t k = 0; k < n;) {
+        auto at = static_cast<std::uint32_t>(off + k);
+        std::uint64_t word = p->d->bits[at / 32] >> (2 * (at % 32));
+        std::size_t m = std::min<std::size_t>(n - k, 32 - at % 32);
+        any3 |= (word & (word >> 1) & (m == 32 ? ~0ull : (1ull << (2 * m)) - 1) &
+                 0x5555555555555555ull) != 0;
+        for (std::size_t j = 0; j < m; ++j) o[k + j] = static_cast<std::uint32_t>((word >> (2 * j)) & 3);
+        k += m;
+      }
+      if (any3)
+        for (std::size_t k = 0; k < n; ++k)
+          if (o[k] == 3) o[k] = page_get(*p, b + k, static_cast<std::uint32_t>(off + k));
+    }
+    i += n;
+  }
+}
+
+void RefCounts::set(std::uint64_t b, std::uint32_t count) {
+  page_set(page(b >> kPageShift), b, static_cast<std::uint32_t>(b & (kPageBlocks - 1)), count);
+}
+
+void RefCounts::inc(std::uint64_t b, std::uint32_t by) {
+  if (!by) return;
+  Page& p = page(b >> kPageShift);
+  auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
+  if (p.is_bytes() && by < Page::kFar) {
+    std::uint8_t& v = p.d->bytes[off];
+    if (v < Page::kFar - by) {
+      v = static_cast<std::uint8_t>(v + by);
+      return;
+    }
+  }
+  page_set(p, b, off, page_get(p, b, off) + by);
+}
+
+void RefCounts::inc_range(std::uint64_t b, std::uint64_t len, std::uint32_t by) {
+  if (!by) return;
+  while (len) {
+    Page& p = page(b >> kPageShift);
+    auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
+    auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(len, kPageBlocks - off));
+    std::uint32_t k = 0;
+    while (k < n) {
+      // Tight loops while the page's form allows an in-place add; one general step otherwise
+      // (which may change the form).
+      if (p.is_bytes() && by < Page::kFar) {
+        std::uint8_t* v = p.d->bytes.data() + off;
+        const auto lim = static_cast<std::uint8_t>(Page::kFar - by);
+        while (k < n && v[k] < lim) v[k] = static_cast<std::uint8_t>(v[k] + by), ++k;
+      } else if (p.is_bits() && by < 3) {
+        // A word (32 entries) at a time: m has the low bit of each entry in range; the add
+        // is safe when no entry would reach 3 (by 1: none >= 2; by 2: all 0).
+        constexpr std::uint64_t kLow = 0x5555555555555555ull;
+        while (k < n) {
+          std::uint32_t o = off + k;
+          unsigned first = o % 32;
+          unsigned cnt = std::min<std::uint32_t>(32 - first, n - k);
+          std::uint64_t m = (cnt == 32 ? kLow : ((1ull << (2 * cnt)) - 1) & kLow) << (2 * first);
+          std::uint64_t& w = p.d->bits[o / 32];
+          std::uint64_t fail = (by == 1 ? (w >> 1) : (w | (w >> 1))) & m;
+          if (fail) {  // add up to the first entry that would overflow, then the slow step
+            auto bit = static_cast<unsigned>(__builtin_ctzll(fail));
+            std::uint64_t ok = m & ((1ull << bit) - 1);
+            w += by == 1 ? ok : ok << 1;
+            k += bit / 2 - first;
+            break;
+          }
+          w += by == 1 ? m : m << 1;
+          k += cnt;
+        }
+      }
+      if (k == n) break;
+      page_set(p, b + k, off + k, page_get(p, b + k, off + k) + by);
+      ++k;
+    }
+    b += n;
+    len -= n;
+  }
+}
+
+std::uint64_t RefCounts::nr_overflow() const {
+  std::uint64_t n = 0;
+  for (const auto& [idx, p] : pages_) {
+    if (!p.d) {
+      for (std::uint32_t e : p.sparse) n += (e & Page::kCountMask) >= 3;
+    } else if (p.is_bytes()) {
+      for (std::uint8_t v : p.d->bytes) n += v >= 3;
+    } else {  // a count is >= 3 exactly when its 2-bit entry is 3
+      for (std::uint64_t w : p.d->bits)
+        n += static_cast<std::uint64_t>(__builtin_popcountll(w & (w >> 1) & 0x5555555555555555ull));
+    }
+  }
+  return n;
+}
+
+std::uint32_t RefCounts::dec(std::uint64_t b) {
+  std::uint32_t c = get(b);
+  if (c == 0) return 0;
+  set(b, c - 1);
+  return c - 1;
+}
+
+void RefCounts::add_capped(std::uint64_t b, std::uint64_t len, std::uint32_t by,
+                           std::uint32_t cap) {
+  cap = std::min<std::uint32_t>(cap, 2);
+  while (len) {
+    Page& p = page(b >> kPageShift);
+    auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
+    std::uint64_t n = std::min<std::uint64_t>(len, kPageBlocks - off);
+    for (std::uint32_t i = 0; i < n; ++i) {
+      std::uint32_t o = off + i;
+      if (p.is_bytes()) {
+        std::uint8_t& v = p.d->bytes[o];
+        if (v < cap) v = static_cast<std::uint8_t>(std::min<std::uint64_t>(v + by, cap));
+      } else if (p.is_bits()) {
+        unsigned c = p.get2(o);
+        if (c < cap) p.set2(o, static_cast<unsigned>(std::min<std::uint64_t>(c + by, cap)));
+      } else {
+        std::uint32_t c = page_get(p, b + i, o);
+        if (c < cap) page_set(p, b + i, o, static_cast<std::uint32_t>(std::min<std::uint64_t>(c + by, cap)));
+      }
+    }
+    b += n;
+    len -= n;
+  }
+}
+
+std::uint64_t RefCounts::count_equal(std::uint64_t b, std::uint64_t len,
+                                     std::uint32_t count) const {
+  std::uint64_t found = 0;
+  while (len) {
+    const Page* p = find_page(b >> kPageShift);
+    auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
+    std::uint64_t n = std::min<std::uint64_t>(len, kPageBlocks - off);
+    if (!p) {
+      if (count == 0) found += n;
+    } else if (p->is_bytes()) {
+      for (std::uint32_t i = 0; i < n; ++i) found += p->d->bytes[off + i] == count;
+    } else if (p->is_bits()) {
+      for (std::uint32_t i = 0; i < n; ++i) found += p->get2(off + i) == count;
+    } else {
+      for (std::uint32_t i = 0; i < n; ++i) found += page_get(*p, b + i, off + i) == count;
+    }
+    b += n;
+    len -= n;
+  }
+  return found;
+}
+
+std::uint64_t RefCounts::nr_nonzero() const {
+  std::uint64_t n = 0;
+  for (const auto& [idx, p] : pages_) {
+    if (!p.d) {
+      n += p.sparse.size();
+    } else if (p.is_bytes()) {
+      for (std::uint8_t v : p.d->bytes) n += v != 0;
+    } else {
+      for (std::uint64_t w : p.d->bits) {
+        // A 2-bit entry is non-zero if either bit is set.
+        std::uint64_t nz = (w | (w >> 1)) & 0x5555555555555555ull;
+        n += static_cast<std::uint64_t>(__builtin_popcountll(nz));
+      }
+    }
+  }
+  return n;
+}
+
+void RefCounts::for_each_nonzero(
+    const std::function<void(std::uint64_t, std::uint32_t)>& fn) const {
+  std::vector<std::uint64_t> idx;
+  idx.reserve(pages_.size());
+  for (const auto& [i, p] : pages_) idx.push_back(i);
+  std::sort(idx.begin(), idx.end());
+  for (std::uint64_t i : idx) {
+    const Page& p = pages_.at(i);
+    std::uint64_t base = i << kPageShift;
+    auto emit = [&](std::uint32_t off) { fn(base + off, page_get(p, base + off, off)); };
+    if (!p.d) {
+      for (std::uint32_t e : p.sparse) emit(e >> Page::kCountBits);
+    } else if (p.is_bytes()) {
+      for (std::uint32_t off = 0; off < kPageBlocks; ++off)
+        if (p.d->bytes[off]) emit(off);
+    } else {
+      for (std::size_t w = 0; w < p.d->bits.size(); ++w) {
+        std::uint64_t word = p.d->bits[w];
+        while (word) {
+          unsigned bit = static_cast<unsigned>(__builtin_ctzll(word)) & ~1u;
+          emit(static_cast<std::uint32_t>(w * 32 + bit / 2));
+          word &= ~(3ull << bit);
+        }
+      }
+    }
+  }
+}
+
+std::size_t RefCounts::memory_bytes() const {
+  // A map node, its bucket and the Page; then what each page holds.
+  std::size_t n = pages_.size() * (sizeof(Page) + 32) + overflow_.size() * 40;
+  for (const auto& [i, p] : pages_) {
+    n += p.sparse.capacity() * 4;
+    if (p.d)
+      n += sizeof(Dense) + p.d->bits.capacity() * 8 + p.d->ovf_off.capacity() * 8 +
+           p.d->bytes.capacity();
+  }
+  return n;
+}
+
+}  // namespace thinmeta::pdata

@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config
-  libboost-program-options-dev libexpat1-dev libaio-dev libgtest-dev libgmock-dev googletest
+  libboost-program-options-dev libexpat1-dev libaio-dev zlib1g-dev libgtest-dev libgmock-dev googletest
   thin-provisioning-tools
   python3 xxd zstd xz-utils time afl++ clang
   qemu-system-x86 busybox-static cpio dmsetup

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "persistent-data/io/io_plan.h"
 
+#include "persistent-data/io/io_counters.h"
+
 #include <unistd.h>
 
 #include <cerrno>
@@ -171,12 +173,14 @@ void PlannedEngine::read_many(std::span<const BlockAddr> addrs, std::uint8_t* bu
   IoPlan plan = plan_reads(addrs, nr_, bufs, gap_scratch_.data(), errs, sink);
   run(plan, bufs, /*write=*/false);
   finish_reads(fd_, plan, addrs, bufs, errs, sink);
+  count_reads(addrs.size());
 }
 
 Result<> PlannedEngine::write_many(std::span<const BlockAddr> addrs, const std::uint8_t* bufs) {
   THINMETA_CHECK(check_write_range(addrs, nr_));
   IoPlan plan = plan_writes(addrs);
   run(plan, const_cast<std::uint8_t*>(bufs), /*write=*/true);
+  count_writes(addrs.size());
   return write_result(plan);
 }
 

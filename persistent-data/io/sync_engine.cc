@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "persistent-data/io/sync_engine.h"
 #include "persistent-data/io/io_plan.h"
+#include "persistent-data/io/io_counters.h"
 
 #include <unistd.h>
 
@@ -19,6 +20,7 @@ class SyncEngine final : public IoEngine {
 
   void read_many(std::span<const BlockAddr> addrs, std::uint8_t* bufs,
                  std::span<int> errs) override {
+    count_reads(addrs.size());
     std::size_t i = 0;
     while (i < addrs.size()) {
       // Coalesce runs of consecutive addresses into one pread.
@@ -37,6 +39,7 @@ class SyncEngine final : public IoEngine {
   }
 
   Result<> write_many(std::span<const BlockAddr> addrs, const std::uint8_t* bufs) override {
+    count_writes(addrs.size());
     std::size_t i = 0;
     while (i < addrs.size()) {
       // Coalesce runs of consecutive addresses into one pwrite.

@@ -38,7 +38,18 @@ SpaceMapReader::SpaceMapReader(IoEngine& io, const SmRoot& root, SpaceMapKind ki
                                BlockAddr nr_metadata_blocks, SpaceMapVisitor& v)
     : io_(io), root_(root), kind_(kind), nr_meta_(std::min(nr_metadata_blocks, io.nr_blocks())),
       v_(v) {
-  index_.assign(nr_bitmaps(), IndexEntry{});
+  // Each bitmap is a metadata block of its own: a map claiming more bitmaps than the metadata
+  // device holds is damage, and nothing is sized from the claim (a hostile nr_blocks of 2^45
+  // would otherwise cost gigabytes here and minutes in for_each_bitmap).
+  const std::uint64_t limit =
+      kind_ == SpaceMapKind::kMetadata ? std::uint64_t{kMaxMetadataBitmaps} : nr_meta_;
+  if (nr_bitmaps() > limit && kind_ == SpaceMapKind::kData) {
+    v_.damage("data space map has " + std::to_string(root_.nr_blocks) + " blocks, whose " +
+              std::to_string(nr_bitmaps()) + " bitmaps cannot fit in the " +
+              std::to_string(nr_meta_) + " blocks of the metadata device");
+    return;
+  }
+  index_.assign(std::min(nr_bitmaps(), limit), IndexEntry{});
   if (kind_ == SpaceMapKind::kMetadata)
     read_metadata_index();
   else
@@ -46,11 +57,9 @@ SpaceMapReader::SpaceMapReader(IoEngine& io, const SmRoot& root, SpaceMapKind ki
 }
 
 void SpaceMapReader::read_metadata_index() {
-  if (nr_bitmaps() > kMaxMetadataBitmaps) {
+  if (nr_bitmaps() > kMaxMetadataBitmaps)
     v_.damage("metadata space map has " + std::to_string(root_.nr_blocks) +
               " blocks, more than one index block can describe");
-    index_.resize(kMaxMetadataBitmaps);
-  }
   if (root_.bitmap_root == 0 || root_.bitmap_root >= nr_meta_) {
     v_.damage("metadata space map index block " + std::to_string(root_.bitmap_root) +
               " is beyond the end of the metadata device");

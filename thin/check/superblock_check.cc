@@ -6,9 +6,11 @@
 // Collects: the live and held superblocks, the metadata and data space sizes; one reference
 //   each to block 0 and the held block.
 // Not checked: the uuid (opaque), metadata_nr_blocks (stale after a resize, FORMAT.md D.2).
+#include <algorithm>
 #include <vector>
 
 #include "persistent-data/checksum.h"
+#include "persistent-data/space_map/space_map_format.h"
 #include "thin/check/context.h"
 
 namespace thinmeta::thin::check_detail {
@@ -87,7 +89,7 @@ bool check_superblocks(Context& ctx) {
     ctx.fatal("metadata device is too short",
               "the metadata space map covers " + std::to_string(m.nr_blocks) +
                   " blocks, but the device has only " + std::to_string(dev));
-  ctx.nr_meta = std::min<BlockAddr>(m.nr_blocks, dev);
+  ctx.nr_meta = std::min<BlockAddr>({m.nr_blocks, dev, pdata::kMaxMetadataBlocks});
   ctx.meta_counts = pdata::RefCounts(ctx.nr_meta);
   ctx.nr_data = sb.data_sm.nr_blocks;
   ctx.data_counts = pdata::RefCounts(ctx.nr_data);
@@ -107,6 +109,22 @@ bool check_superblocks(Context& ctx) {
   if (sb.data_sm.nr_blocks > kMaxDataBlock + 1)
     ctx.fatal(corrupt, "the data space map covers " + std::to_string(sb.data_sm.nr_blocks) +
                            " blocks, more than a mapping can address (2^40)");
+  // Claims the device cannot hold are damage, found here before anything is sized from them:
+  // each bitmap is a metadata block of its own (FORMAT.md §7).
+  const std::uint64_t data_bitmaps =
+      sb.data_sm.nr_blocks / pdata::kEntriesPerBitmap +
+      (sb.data_sm.nr_blocks % pdata::kEntriesPerBitmap != 0);
+  if (data_bitmaps > ctx.nr_meta) {
+    ctx.fatal(corrupt, "the data space map covers " + std::to_string(sb.data_sm.nr_blocks) +
+                           " blocks, whose " + std::to_string(data_bitmaps) +
+                           " bitmaps cannot fit in the " + std::to_string(ctx.nr_meta) +
+                           " blocks of the metadata device");
+    ok = false;
+  }
+  if (m.nr_blocks > pdata::kMaxMetadataBlocks)
+    ctx.fatal(corrupt, "the metadata space map covers " + std::to_string(m.nr_blocks) +
+                           " blocks, more than one index block can describe (" +
+                           std::to_string(pdata::kMaxMetadataBlocks) + ")");
   ok &= root_ok(m.bitmap_root, "metadata space map index block");
   ok &= root_ok(m.ref_count_root, "metadata space map reference count root");
   ok &= root_ok(sb.data_sm.bitmap_root, "data space map index root");

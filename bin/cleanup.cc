@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <mutex>
 
 namespace thinmeta::cli {
@@ -17,11 +18,21 @@ namespace {
 std::atomic<char*> g_paths[kMaxCleanupPaths];
 std::mutex g_mutex;
 constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+struct sigaction g_old[std::size(kSignals)];
 
-void on_signal(int sig) {
+extern "C" void on_signal(int sig) {
   for (auto& slot : g_paths)
     if (char* p = slot.load()) ::unlink(p);
-  ::signal(sig, SIG_DFL);  // then die of it, as without the handler
+  // Then what was there before: another handler (chained), or death by the signal.
+  for (std::size_t i = 0; i < std::size(kSignals); ++i) {
+    if (kSignals[i] != sig) continue;
+    if (!(g_old[i].sa_flags & SA_SIGINFO) && g_old[i].sa_handler != SIG_DFL &&
+        g_old[i].sa_handler != SIG_IGN) {
+      g_old[i].sa_handler(sig);
+      return;
+    }
+  }
+  ::signal(sig, SIG_DFL);
   ::raise(sig);
 }
 
@@ -30,15 +41,14 @@ void on_signal(int sig) {
 void install_cleanup_handlers() {
   static std::once_flag once;
   std::call_once(once, [] {
-    for (int sig : kSignals) {
-      struct sigaction old;
-      if (::sigaction(sig, nullptr, &old) != 0) continue;
-      if (old.sa_handler == SIG_IGN) continue;  // nohup & co: an ignored signal stays ignored
+    for (std::size_t i = 0; i < std::size(kSignals); ++i) {
+      if (::sigaction(kSignals[i], nullptr, &g_old[i]) != 0) continue;
+      if (g_old[i].sa_handler == SIG_IGN) continue;  // nohup & co: an ignored signal stays ignored
       struct sigaction sa;
       std::memset(&sa, 0, sizeof sa);
       sa.sa_handler = on_signal;
       ::sigfillset(&sa.sa_mask);  // no second signal while the handler unlinks
-      ::sigaction(sig, &sa, nullptr);
+      ::sigaction(kSignals[i], &sa, nullptr);
     }
   });
 }

@@ -4,6 +4,8 @@
 // SIGINT, SIGTERM, SIGHUP and SIGQUIT unlink every registered path before the process dies of
 // the signal as it would have (same status, as shells and lvm2 expect). Normal exits and
 // errors remove their files themselves (OutputFile's destructor); this covers the signals.
+// A handler installed before the first registration (e.g. dm/snap_hold's) is chained: it runs
+// after the unlinks. One installed later should likewise call the one it replaces.
 //
 // Usage: `CleanupPath guard(tmp_path);` right after creating the file; `guard.release()` once it
 // has been renamed into place (or let the destructor unregister it after unlinking it).

@@ -9,14 +9,22 @@ floor (every used metadata block read once with O_DIRECT and checksummed, bench_
 
   bench/bench.py [--sizes 16m,huge,tiny] [--reps 5] [--slow-reps 1] [--only check,dump]
                  [--restore-with ref|ours] [--out build/bench] [--ours build/bin]
-                 [--ref /usr/sbin] [--timeout 300]
+                 [--ref /usr/sbin] [--timeout 300] [--regime cold|warm|loop]
 
 Sizes: 1m, 4m, 16m (16.8 million mappings: origin of 4.2 million blocks + 3 snapshots), huge
 (4 million mappings on a data device of over 2^32 blocks: check and ls memory stay bounded), tiny
 (start-up and exit: -V and a 4-mapping image; their wall time is the median of 30 direct
 runs, and the time to spawn /bin/true is printed beside them). Ours reads with O_DIRECT through libaio
 (THINMETA_IO_ENGINE=aio), as the reference does. --slow-reps applies to the cases where the
-reference takes minutes (restore, repair, the huge image)."""
+reference takes minutes (restore, repair, the huge image).
+
+Regimes (--regime): `cold` (default) as above, the floor read with O_DIRECT: what a disk slower
+than the CPU gives. `warm`: the image stays in the page cache and ours reads it with the sync
+engine (THINMETA_IO_ENGINE=sync), the floor being the same blocks read from the page cache
+(bench_floor --warm): what a device faster than the CPU looks like. `loop`: the image in the
+page cache behind a read-only loop device, read with O_DIRECT by the asynchronous engine (as
+on a block device), the floor read the same way. Each row also gives ns of CPU (user + system)
+per mapping."""
 import argparse
 import os
 import signal
@@ -29,6 +37,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import gen  # noqa: E402
+
+# The engine ours reads with (THINMETA_IO_ENGINE): aio unless the environment or --regime warm
+# says otherwise.
+ENGINE = [os.environ.get("THINMETA_IO_ENGINE", "aio")]
 
 # name: (origin blocks, snapshots, data spread)
 SIZES = {"1m": (250_000, 3, 0), "4m": (1_050_000, 3, 0), "16m": (4_200_000, 3, 0),
@@ -52,7 +64,7 @@ def run_timed(argv, timeout=None):
     own flush would otherwise pay for them."""
     os.sync()
     tf = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"bench-time-{os.getpid()}")
-    env = dict(os.environ, THINMETA_IO_ENGINE=os.environ.get("THINMETA_IO_ENGINE", "aio"))
+    env = dict(os.environ, THINMETA_IO_ENGINE=ENGINE[0])
     t0 = time.perf_counter()
     p = subprocess.Popen(["/usr/bin/time", "-o", tf, "-f", "%U %S %M %x"] + argv,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
@@ -72,7 +84,7 @@ def run_timed(argv, timeout=None):
 def run_startup(argv, runs=30):
     """Median wall time of `runs` back-to-back runs started directly (no GNU time, whose own
     start-up would dominate a run of a few milliseconds)."""
-    env = dict(os.environ, THINMETA_IO_ENGINE=os.environ.get("THINMETA_IO_ENGINE", "aio"))
+    env = dict(os.environ, THINMETA_IO_ENGINE=ENGINE[0])
     walls = []
     for _ in range(runs):
         t0 = time.perf_counter()
@@ -165,13 +177,35 @@ def ensure_built(ours):
                    check=True, stdout=subprocess.DEVNULL)
 
 
-def measure_floor(floor_bin, img, reps):
-    floors, used = [], 0
+def measure_floor(floor_bin, img, reps, warm=False):
+    """(median wall s, median CPU s, used blocks) of bench_floor on img."""
+    floors, cpus, used = [], [], 0
     for _ in range(reps):
-        out = subprocess.run([floor_bin, img], capture_output=True, text=True, check=True).stdout
-        used = int(out.split()[0])
-        floors.append(float(out.split()[1]))
-    return statistics.median(floors), used
+        out = subprocess.run([floor_bin] + (["--warm"] if warm else []) + [img],
+                             capture_output=True, text=True, check=True).stdout.split()
+        used = int(out[0])
+        floors.append(float(out[1]))
+        cpus.append(float(out[3]))
+    return statistics.median(floors), statistics.median(cpus), used
+
+
+def cache_file(path):
+    """Reads path once so that it is in the page cache (warm and loop regimes)."""
+    with open(path, "rb") as f:
+        while f.read(1 << 20):
+            pass
+
+
+class LoopDevice:
+    """A read-only loop device over an image (the kernel's page cache of the file serves its
+    O_DIRECT reads: a device as fast as memory), detached on exit."""
+
+    def __init__(self, img):
+        self.dev = subprocess.run(["losetup", "--read-only", "--find", "--show", img],
+                                  capture_output=True, text=True, check=True).stdout.strip()
+
+    def close(self):
+        subprocess.run(["losetup", "-d", self.dev], check=False)
 
 
 def main():
@@ -190,7 +224,13 @@ def main():
                          "are always restored by ours)")
     ap.add_argument("--timeout", type=int, default=300,
                     help="kill a run after this many seconds (0.9.0 thin_ls on the huge image)")
+    ap.add_argument("--regime", choices=("cold", "warm", "loop"), default="cold",
+                    help="cold: O_DIRECT reads of the image (the disk bounds); warm: the image "
+                         "in the page cache, ours with the sync engine; loop: the cached "
+                         "image behind a read-only loop device, O_DIRECT async reads")
     a = ap.parse_args()
+    if a.regime == "warm":
+        ENGINE[0] = "sync"
     ensure_built(a.ours)
     os.makedirs(a.out, exist_ok=True)
     rows = []
@@ -198,21 +238,32 @@ def main():
         restorer = a.ref if a.restore_with == "ref" and size in ("1m", "4m", "16m") else a.ours
         xml, img, nr, nr_data = prepare(a.out, size, a.ours, restorer)
         label_img = size + (" (0.9.0-restored)" if restorer == a.ref else "")
+        label_img += {"cold": "", "warm": ", page cache", "loop": ", loop device"}[a.regime]
         scratch = os.path.join(a.out, f"{size}.scratch")
         with open(scratch, "wb") as f:
             f.truncate(scratch_size(nr, nr_data))
-        floor, used = measure_floor(os.path.join(a.ours, "bench_floor"), img, a.reps)
+        loop = None
+        if a.regime != "cold":
+            cache_file(img)
+        if a.regime == "loop":
+            loop = LoopDevice(img)
+            img = loop.dev
+        floor, floor_cpu, used = measure_floor(os.path.join(a.ours, "bench_floor"), img, a.reps,
+                                               warm=a.regime == "warm")
         if size == "tiny":
             print(f"# spawning /bin/true from here takes {run_startup(['/bin/true']) * 1000:.1f} ms "
                   "(included in the start-up rows)", file=sys.stderr, flush=True)
         print(f"# {size}: {nr} mappings, {nr_data} data blocks, {used} metadata blocks used, "
-              f"floor {floor:.3f} s", file=sys.stderr, flush=True)
+              f"{a.regime} floor {floor:.3f} s ({floor_cpu:.3f} s CPU, "
+              f"{floor_cpu * 1e9 / max(nr, 1):.1f} ns a mapping)", file=sys.stderr, flush=True)
+        rows.append((label_img, f"floor ({a.regime})", (floor, floor_cpu, 0, "0"), None, floor,
+                     nr))
         for label, tool, args, slow in cases(size, xml, img, nr_data, scratch):
             if a.only and not any(label.startswith(o) for o in a.only.split(",")):
                 continue
             ours_tool = os.path.join(a.ours, tool)
             if not os.path.exists(ours_tool):
-                rows.append((label_img, label, None, None, floor))
+                rows.append((label_img, label, None, None, floor, nr))
                 continue
             res = {"ours": [], "ref": []}
             for _ in range(a.slow_reps if slow else a.reps):
@@ -226,26 +277,36 @@ def main():
             if size == "tiny":  # wall: median of many direct runs (see run_startup)
                 for who, t in (("ours", ours_tool), ("ref", os.path.join(a.ref, tool))):
                     med[who] = (run_startup([t] + args),) + med[who][1:]
-            rows.append((label_img, label, med["ours"], med["ref"], floor))
+            rows.append((label_img, label, med["ours"], med["ref"], floor, nr))
             print(f"# {size} {label}: ours {med['ours'][0]:.3f} s, ref {med['ref'][0]:.3f} s",
                   file=sys.stderr, flush=True)
+        if loop:
+            loop.close()
     print_table(rows)
 
 
 def print_table(rows):
+    """One row a case; a floor row (ours columns only) opens each image. ns/mapping: CPU
+    (user + system) divided by the image's mappings."""
     hdr = ("image", "case", "ours wall s", "ref wall s", "ref/ours wall", "ours CPU s",
-           "ref CPU s", "ref/ours CPU", "ours RSS MiB", "ref RSS MiB", "ours/floor",
-           "ref/floor", "exit o/r")
+           "ref CPU s", "ref/ours CPU", "ours ns CPU/mapping", "ref ns CPU/mapping",
+           "ours RSS MiB", "ref RSS MiB", "ours/floor", "ref/floor", "exit o/r")
     print("| " + " | ".join(hdr) + " |")
     print("|" + "---|" * len(hdr))
-    for size, label, o, r, floor in rows:
+    for size, label, o, r, floor, nr in rows:
         if o is None:
             print(f"| {size} | {label} | not built |" + " |" * (len(hdr) - 3))
             continue
         ratio = lambda x, y: f"{x / y:.1f}" if y > 0 else "inf"  # noqa: E731
+        ns = lambda cpu: f"{cpu * 1e9 / nr:.1f}" if nr else "-"  # noqa: E731
+        if r is None:  # the floor
+            print(f"| {size} | {label} | {o[0]:.3f} | - | - | {o[1]:.2f} | - | - | {ns(o[1])} | "
+                  f"- | - | - | 1.0 | - | - |")
+            continue
         print(f"| {size} | {label} | {o[0]:.3f} | {r[0]:.3f} | {ratio(r[0], o[0])} | "
-              f"{o[1]:.2f} | {r[1]:.2f} | {ratio(r[1], o[1])} | {o[2] / 1024:.1f} | "
-              f"{r[2] / 1024:.1f} | {o[0] / floor:.1f} | {r[0] / floor:.1f} | {o[3]}/{r[3]} |")
+              f"{o[1]:.2f} | {r[1]:.2f} | {ratio(r[1], o[1])} | {ns(o[1])} | {ns(r[1])} | "
+              f"{o[2] / 1024:.1f} | {r[2] / 1024:.1f} | {o[0] / floor:.1f} | {r[0] / floor:.1f} | "
+              f"{o[3]}/{r[3]} |")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "persistent-data/btree/btree_walker.h"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <deque>
+#include <mutex>
 #include <vector>
 
 #include "persistent-data/checksum.h"
@@ -14,6 +16,33 @@ namespace {
 
 std::string range_str(BlockAddr addr) { return " (block " + std::to_string(addr) + ")"; }
 
+// Batch buffers outlive a walk: tools walk one tree per device, and fresh buffers (up to 1 MiB
+// each, page-faulted in as they are read into) cost a quarter of a warm check's CPU. A walk
+// takes the buffers a previous one gave back (a few MiB in all, kept for the process).
+class BufferPool {
+ public:
+  static BufferPool& get() {
+    static BufferPool pool;
+    return pool;
+  }
+  std::deque<std::array<AlignedBuffer, 2>> take() {
+    std::lock_guard<std::mutex> l(m_);
+    if (free_.empty()) return {};
+    auto b = std::move(free_.back());
+    free_.pop_back();
+    return b;
+  }
+  void give(std::deque<std::array<AlignedBuffer, 2>> b) {
+    std::lock_guard<std::mutex> l(m_);
+    if (free_.size() < kMaxKept) free_.push_back(std::move(b));
+  }
+
+ private:
+  static constexpr std::size_t kMaxKept = 4;  // walks at once (thin_delta runs two)
+  std::mutex m_;
+  std::vector<std::deque<std::array<AlignedBuffer, 2>>> free_;
+};
+
 // Reads ahead: the children of consecutive internal siblings are read as one batch of up to
 // kMaxBatch blocks, so a walk keeps many requests in flight (libaio) instead of one node's
 // worth. Visitor callbacks still arrive in exact depth-first key order; only enter() (which
@@ -23,7 +52,11 @@ class Walker {
   static constexpr std::size_t kMaxBatch = 256;
   static constexpr std::size_t kMinAsync = 64;  // smaller batches are read when their turn comes
 
-  Walker(IoEngine& io, const WalkOptions& opts, BtreeVisitor& v) : io_(io), opts_(opts), v_(v) {}
+  Walker(IoEngine& io, const WalkOptions& opts, BtreeVisitor& v)
+      : io_(io), opts_(opts), v_(v), bufs_(BufferPool::get().take()) {}
+  ~Walker() { BufferPool::get().give(std::move(bufs_)); }
+  Walker(const Walker&) = delete;
+  Walker& operator=(const Walker&) = delete;
 
   Flow walk(BlockAddr root) {
     NodeContext ctx{root, 0, KeyRange{}};
@@ -160,7 +193,10 @@ class Walker {
     // Two buffers a depth, used in turn: the batch being visited and the one being read.
     AlignedBuffer& buf = bufs_[depth][flip_[depth]];
     flip_[depth] ^= 1;
-    buf.resize(b.addrs.size());
+    // Grown geometrically: a fresh (zeroed, page-faulted) buffer for every slightly larger
+    // batch cost a tenth of a warm check's CPU.
+    if (buf.capacity() < b.addrs.size())
+      buf.resize(std::max(b.addrs.size(), std::min(kMaxBatch, 2 * buf.capacity())));
     b.bufs = &buf;
     return j;
   }

@@ -39,7 +39,32 @@ void write_str(const char* s) {
   }
 }
 
+// The handler that was there before ours, for signal `sig` (nullptr: default or ignore).
+void (*previous_handler(int sig))(int) {
+  for (std::size_t i = 0; i < std::size(kSignals); ++i)
+    if (kSignals[i] == sig && !(g_old[i].sa_flags & SA_SIGINFO) && g_old[i].sa_handler != SIG_DFL &&
+        g_old[i].sa_handler != SIG_IGN)
+      return g_old[i].sa_handler;
+  return nullptr;
+}
+
+volatile sig_atomic_t g_in_handler = 0;  // a chain of handlers that leads back to ours
+
 extern "C" void on_signal(int sig) {
+  if (g_in_handler) return;
+  g_in_handler = 1;
+  const int state = g_state.load();
+  if (state == kNone) {
+    // Not holding (released; a handler installed after ours still calls it): be transparent.
+    if (auto prev = previous_handler(sig)) {
+      prev(sig);
+    } else {
+      ::signal(sig, SIG_DFL);
+      ::raise(sig);  // delivered when the handler returns
+    }
+    g_in_handler = 0;
+    return;
+  }
   int expected = kReserved;
   bool released = false;
   if (g_state.compare_exchange_strong(expected, kReleasing)) {
@@ -56,6 +81,9 @@ extern "C" void on_signal(int sig) {
                                                                          : ": hangup (SIGHUP)");
     write_str(released ? "; metadata snapshot released\n" : "\n");
   }
+  // A handler installed before ours (bin/cleanup.h: temporary files) runs too; a signal it
+  // raises stays blocked until the exit.
+  if (auto prev = previous_handler(sig)) prev(sig);
   ::_exit(1);
 }
 
@@ -71,12 +99,16 @@ void install_handlers() {
   }
 }
 
+// Puts the old handlers back where ours is still the one installed; a handler installed over
+// ours keeps calling ours, which is then transparent.
 void restore_handlers() {
-  for (std::size_t i = 0; i < std::size(kSignals); ++i)
-    if (g_installed[i]) {
+  for (std::size_t i = 0; i < std::size(kSignals); ++i) {
+    if (!g_installed[i]) continue;
+    struct sigaction cur;
+    if (::sigaction(kSignals[i], nullptr, &cur) == 0 && cur.sa_handler == on_signal)
       ::sigaction(kSignals[i], &g_old[i], nullptr);
-      g_installed[i] = false;
-    }
+    g_installed[i] = false;
+  }
 }
 
 }  // namespace

@@ -4,7 +4,10 @@
 // one is used and never released. What was reserved is released exactly once: by release(),
 // by the destructor, or, on SIGINT/SIGTERM/SIGHUP/SIGPIPE, by a signal handler that sends the
 // prepared `release_metadata_snap` ioctl (async-signal-safe) and exits with status 1 (silently
-// for SIGPIPE, else one line on stderr). Signals the process ignores stay ignored.
+// for SIGPIPE, else one line on stderr). Signals the process ignores stay ignored. A handler
+// installed before (bin/cleanup.h's, removing temporary files) is called before the exit; one
+// installed after ours and chaining to it (as cleanup.h's does) keeps working after the release,
+// when ours passes the signal on to what was there before it.
 //
 // At most one hold per process at a time. Thread-safe against the signal handler: the release
 // blocks those signals in the calling thread, and a handler running on another thread waits

@@ -50,7 +50,7 @@ void (*previous_handler(int sig))(int) {
 
 volatile sig_atomic_t g_in_handler = 0;  // a chain of handlers that leads back to ours
 
-extern "C" void on_signal(int sig) {
+void snap_hold_on_signal(int sig) {
   if (g_in_handler) return;
   g_in_handler = 1;
   const int state = g_state.load();
@@ -91,7 +91,7 @@ void install_handlers() {
   for (std::size_t i = 0; i < std::size(kSignals); ++i) {
     struct sigaction sa;
     std::memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
+    sa.sa_handler = snap_hold_on_signal;
     sigfillset(&sa.sa_mask);
     if (::sigaction(kSignals[i], nullptr, &g_old[i]) != 0) continue;
     if (g_old[i].sa_handler == SIG_IGN) continue;  // an ignored signal stays ignored
@@ -105,7 +105,7 @@ void restore_handlers() {
   for (std::size_t i = 0; i < std::size(kSignals); ++i) {
     if (!g_installed[i]) continue;
     struct sigaction cur;
-    if (::sigaction(kSignals[i], nullptr, &cur) == 0 && cur.sa_handler == on_signal)
+    if (::sigaction(kSignals[i], nullptr, &cur) == 0 && cur.sa_handler == snap_hold_on_signal)
       ::sigaction(kSignals[i], &g_old[i], nullptr);
     g_installed[i] = false;
   }

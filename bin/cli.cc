@@ -5,11 +5,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <iostream>
 #include <new>
+
+#include "persistent-data/io/block.h"
+#include "persistent-data/pack/pack_format.h"
 
 namespace thinmeta::cli {
 
@@ -143,6 +147,35 @@ Result<> check_output(const std::string& path) {
   if (S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_size) < kMinOutputBytes)
     return fail(Errc::kTooSmall, "Output file too small.");
   return {};
+}
+
+Result<> confirm_overwrite(const std::string& path, bool force) {
+  if (force) return {};
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  alignas(8) std::uint8_t block[pdata::kBlockSize];
+  ssize_t n = ::pread(fd, block, sizeof block, 0);
+  ::close(fd);
+  if (n != static_cast<ssize_t>(sizeof block)) return {};
+  auto kind = pdata::pack::packed_kind(block);
+  using pdata::pack::PackedKind;
+  if (kind != PackedKind::kThinSuperblock && kind != PackedKind::kCacheSuperblock &&
+      kind != PackedKind::kEraSuperblock)
+    return {};
+  std::cerr << "The destination appears to already contain metadata, are you sure? [y/n]: "
+            << std::flush;
+  std::string answer;
+  std::getline(std::cin, answer);
+  for (char& c : answer) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (answer == "y" || answer == "yes") return {};
+  return fail(Errc::kInvalidArgument, "Output file not overwritten");
+}
+
+bool same_file(const std::string& a, const std::string& b) {
+  struct stat sa, sb;
+  if (::stat(a.c_str(), &sa) != 0 || ::stat(b.c_str(), &sb) != 0) return false;
+  if (S_ISBLK(sa.st_mode) && S_ISBLK(sb.st_mode)) return sa.st_rdev == sb.st_rdev;
+  return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
 Result<OutputFile> OutputFile::open(const std::string& path) {

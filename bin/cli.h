@@ -79,6 +79,15 @@ SuperblockOverrides superblock_overrides(const po::variables_map& vm);
 // size) and be a regular file (>= 40960 bytes) or a block device. 1.3.3 wording.
 Result<> check_output(const std::string& path);
 
+// The guard of 1.3.3's pack, unpack and shrink outputs: unless `force`, an output whose first
+// block carries a thin, cache or era superblock checksum is only overwritten after the user
+// answers y or yes on stdin to `The destination appears to already contain metadata, are you
+// sure? [y/n]: `. Anything else fails with "Output file not overwritten".
+Result<> confirm_overwrite(const std::string& path, bool force);
+
+// Whether two paths name the same file or block device (false when either does not exist).
+bool same_file(const std::string& a, const std::string& b);
+
 // Output to a path without ever leaving a half-written file: regular files (and new paths)
 // are written to a temporary file beside them and renamed by commit(); anything else
 // (/dev/stdout, a pipe) is written directly. Without commit() the temporary is removed.

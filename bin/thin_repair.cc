@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // thin_repair: damaged metadata -> fresh binary metadata. The damage-tolerant walk of
 // thin_dump --repair feeds the restore writer directly; no XML in between.
-#include <sys/stat.h>
-
 #include <iostream>
 #include <memory>
 
@@ -27,13 +25,6 @@ const char* const kUsage =
     "  {--nr-data-blocks} <natural>\n"
     "  {-q|--quiet}\n"
     "  {-V|--version}\n";
-
-bool same_file(const std::string& a, const std::string& b) {
-  struct stat sa, sb;
-  if (::stat(a.c_str(), &sa) != 0 || ::stat(b.c_str(), &sb) != 0) return false;
-  if (S_ISBLK(sa.st_mode) && S_ISBLK(sb.st_mode)) return sa.st_rdev == sb.st_rdev;
-  return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
 
 int thin_repair_main(int argc, char** argv) {
   return run("thin_repair", kUsage, [&]() -> int {

@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+// Packing a metadata device: every block whose checksum names a persistent-data kind
+// (PACK.md §6.1) is encoded (§6) in ascending block order, 1024 records to a frame, and the
+// frames compressed on the helper threads while the next blocks are read. The output is
+// deterministic and readable by the 1.3.3 unpacker (PACK.md §9 "a packer must").
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include "persistent-data/io/io_engine.h"
+#include "persistent-data/result.h"
+
+namespace thinmeta::pdata::pack {
+
+struct PackStats {
+  std::uint64_t nr_blocks = 0;  // in the header
+  std::uint64_t packed = 0;     // records
+  std::uint64_t frames = 0;
+  std::uint64_t bytes = 0;      // file size
+};
+
+// Called with consecutive pieces of the pack file, in order.
+using PackOutput = std::function<Result<>(const std::uint8_t* bytes, std::size_t len)>;
+
+// Packs all in.nr_blocks() blocks of `in` (at least 1). Fails on a read error or a failed
+// write; zlib level 6 as the 1.3.3 packer unless told otherwise.
+Result<PackStats> write_pack(IoEngine& in, const PackOutput& out, int zlib_level = 6);
+
+}  // namespace thinmeta::pdata::pack

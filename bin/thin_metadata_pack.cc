@@ -2,11 +2,14 @@
 // thin_metadata_pack: a metadata device or image -> a pack file (PACK.md), every block with a
 // known checksum compressed. The pack file is written beside its path and renamed when
 // complete. Options and messages as 1.3.3 (PACK.md §10); exit status 0 or 1.
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <iostream>
+#include <vector>
 
 #include "bin/cli.h"
 #include "persistent-data/pack/pack_writer.h"
@@ -41,6 +44,34 @@ Result<> write_all(int fd, const std::uint8_t* p, std::size_t len, const std::st
   return {};
 }
 
+// The extents of a sparse image file that may hold data (SEEK_DATA / SEEK_HOLE), in whole
+// blocks; empty (the whole device) for block devices and where the file system cannot say.
+std::vector<pdata::pack::Extent> data_extents(const std::string& path) {
+  std::vector<pdata::pack::Extent> out;
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return out;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  const off_t size = st.st_size;
+  off_t pos = 0;
+  while (pos < size) {
+    off_t data = ::lseek(fd, pos, SEEK_DATA);
+    if (data < 0) {
+      if (errno != ENXIO) out.clear();  // not supported: read everything
+      break;
+    }
+    off_t hole = ::lseek(fd, data, SEEK_HOLE);
+    if (hole < 0) hole = size;
+    const auto bs = static_cast<off_t>(pdata::kBlockSize);
+    out.push_back({static_cast<pdata::BlockAddr>(data / bs),
+                   static_cast<pdata::BlockAddr>((hole + bs - 1) / bs)});
+    pos = hole;
+  }
+  ::close(fd);
+  if (out.empty()) out.push_back({0, 0});  // all holes: nothing to read
+  return out;
+}
+
 int thin_metadata_pack_main(int argc, char** argv) {
   return run("thin_metadata_pack", kUsage, [&]() -> int {
     po::options_description opts;
@@ -66,9 +97,10 @@ int thin_metadata_pack_main(int argc, char** argv) {
     if (auto r = confirm_overwrite(out, vm.count("force") > 0); !r) return report(r.error());
     auto file = OutputFile::open(out);
     if (!file) return report(file.error());
-    auto stats = pdata::pack::write_pack(**io, [&](const std::uint8_t* p, std::size_t len) {
-      return write_all(file->fd(), p, len, out);
-    });
+    auto stats = pdata::pack::write_pack(
+        **io,
+        [&](const std::uint8_t* p, std::size_t len) { return write_all(file->fd(), p, len, out); },
+        data_extents(in));
     if (!stats) return report(stats.error());
     if (auto r = file->commit(); !r) return report(r.error());
     return 0;

@@ -3,6 +3,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstring>
 #include <deque>
 #include <vector>
@@ -15,24 +16,45 @@
 namespace thinmeta::pdata::pack {
 namespace {
 
-constexpr std::size_t kReadBatch = 1024;  // blocks per read_many (4 MiB)
-constexpr std::size_t kMaxPending = 4;    // frames being compressed at once
+constexpr std::size_t kReadBatch = kRecordsPerFrame;  // blocks per read (4 MiB), one frame
+constexpr std::size_t kMaxPending = 4;                  // batches being packed at once
 
-// One frame: le64 compressed length, then the zlib stream of `raw`.
-Result<std::vector<std::uint8_t>> compress_frame(const std::vector<std::uint8_t>& raw, int level) {
+struct Frame {
+  std::vector<std::uint8_t> bytes;  // le64 length + zlib stream; empty: no record
+  std::uint64_t records = 0;
+  AlignedBuffer buf;                // the batch's buffer, handed back for the next batch
+};
+
+// One batch of blocks -> one frame of the blocks with a known checksum.
+Result<Frame> pack_batch(AlignedBuffer buf, BlockAddr first, std::size_t n, int level) {
+  Frame f;
+  std::vector<std::uint8_t> raw;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint8_t* block = buf.block(i);
+    auto kind = packed_kind(block);
+    if (!kind) continue;
+    std::uint8_t nr[8];
+    store_le64(nr, first + i);
+    raw.insert(raw.end(), nr, nr + 8);
+    encode_block(block, *kind, raw);
+    ++f.records;
+  }
+  f.buf = std::move(buf);
+  if (f.records == 0) return f;
   uLongf len = compressBound(static_cast<uLong>(raw.size()));
-  std::vector<std::uint8_t> frame(kFrameHeaderBytes + len);
-  if (compress2(frame.data() + kFrameHeaderBytes, &len, raw.data(),
+  f.bytes.resize(kFrameHeaderBytes + len);
+  if (compress2(f.bytes.data() + kFrameHeaderBytes, &len, raw.data(),
                 static_cast<uLong>(raw.size()), level) != Z_OK)
     return fail(Errc::kIo, "zlib could not compress a frame (out of memory?)");
-  store_le64(frame.data(), len);
-  frame.resize(kFrameHeaderBytes + len);
-  return frame;
+  store_le64(f.bytes.data(), len);
+  f.bytes.resize(kFrameHeaderBytes + len);
+  return f;
 }
 
 }  // namespace
 
-Result<PackStats> write_pack(IoEngine& in, const PackOutput& out, int zlib_level) {
+Result<PackStats> write_pack(IoEngine& in, const PackOutput& out,
+                             const std::vector<Extent>& extents, int zlib_level) {
   PackStats stats;
   stats.nr_blocks = in.nr_blocks();
   std::uint8_t header[kHeaderBytes];
@@ -40,54 +62,53 @@ Result<PackStats> write_pack(IoEngine& in, const PackOutput& out, int zlib_level
   THINMETA_CHECK(out(header, sizeof header));
   stats.bytes = sizeof header;
 
-  std::deque<Pending<Result<std::vector<std::uint8_t>>>> pending;
-  unsigned lane = 0;
+  std::deque<Pending<Result<Frame>>> pending;
+  std::vector<AlignedBuffer> spare;  // buffers of packed batches, reused
   auto write_oldest = [&]() -> Result<> {
     auto frame = pending.front().get();
     pending.pop_front();
     if (!frame) return std::unexpected(frame.error());
-    THINMETA_CHECK(out(frame->data(), frame->size()));
-    stats.bytes += frame->size();
+    spare.push_back(std::move(frame->buf));
+    if (frame->records == 0) return {};
+    THINMETA_CHECK(out(frame->bytes.data(), frame->bytes.size()));
+    stats.bytes += frame->bytes.size();
+    stats.packed += frame->records;
     ++stats.frames;
     return {};
   };
-  std::vector<std::uint8_t> raw;
-  std::size_t records = 0;
-  auto submit = [&]() -> Result<> {
-    if (pending.size() >= kMaxPending) THINMETA_CHECK(write_oldest());
-    pending.push_back(on_helper(
-        [r = std::move(raw), zlib_level] { return compress_frame(r, zlib_level); }, lane));
-    lane = (lane + 1) % kHelperLanes;
-    raw = {};
-    records = 0;
-    return {};
-  };
 
-  AlignedBuffer buf(kReadBatch);
+  std::vector<Extent> all = extents;
+  if (all.empty()) all.push_back({0, stats.nr_blocks});
   std::vector<BlockAddr> addrs;
   std::vector<int> errs;
-  for (BlockAddr b = 0; b < stats.nr_blocks; b += kReadBatch) {
-    std::size_t n = static_cast<std::size_t>(std::min<BlockAddr>(kReadBatch, stats.nr_blocks - b));
-    addrs.resize(n);
-    errs.assign(n, 0);
-    for (std::size_t i = 0; i < n; ++i) addrs[i] = b + i;
-    in.read_many(addrs, buf.data(), errs);
-    for (std::size_t i = 0; i < n; ++i) {
-      if (errs[i] != 0)
-        return fail(Errc::kIo, "Couldn't read block " + std::to_string(b + i) + ": " +
-                                   std::strerror(errs[i]));
-      const std::uint8_t* block = buf.block(i);
-      auto kind = packed_kind(block);
-      if (!kind) continue;
-      std::uint8_t nr[8];
-      store_le64(nr, b + i);
-      raw.insert(raw.end(), nr, nr + 8);
-      encode_block(block, *kind, raw);
-      ++stats.packed;
-      if (++records == kRecordsPerFrame) THINMETA_CHECK(submit());
+  unsigned lane = 0;
+  for (const Extent& e : all) {
+    for (BlockAddr b = e.begin; b < std::min(e.end, stats.nr_blocks); b += kReadBatch) {
+      std::size_t n = static_cast<std::size_t>(
+          std::min<BlockAddr>(kReadBatch, std::min(e.end, stats.nr_blocks) - b));
+      if (pending.size() >= kMaxPending) THINMETA_CHECK(write_oldest());
+      AlignedBuffer buf;
+      if (!spare.empty()) {
+        buf = std::move(spare.back());
+        spare.pop_back();
+      }
+      buf.resize(kReadBatch);
+      addrs.resize(n);
+      errs.assign(n, 0);
+      for (std::size_t i = 0; i < n; ++i) addrs[i] = b + i;
+      in.read_many(addrs, buf.data(), errs);
+      for (std::size_t i = 0; i < n; ++i)
+        if (errs[i] != 0)
+          return fail(Errc::kIo, "Couldn't read block " + std::to_string(b + i) + ": " +
+                                     std::strerror(errs[i]));
+      pending.push_back(on_helper(
+          [buf = std::move(buf), b, n, zlib_level]() mutable {
+            return pack_batch(std::move(buf), b, n, zlib_level);
+          },
+          lane));
+      lane = (lane + 1) % kHelperLanes;
     }
   }
-  if (records > 0) THINMETA_CHECK(submit());
   while (!pending.empty()) THINMETA_CHECK(write_oldest());
   return stats;
 }

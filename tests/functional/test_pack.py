@@ -197,6 +197,24 @@ rc, _, err = common.run([UNPACK, "-i", p("odd.pack"), "-o", fresh("odd.out")])
 F.check(rc == 0 and b"3 stray bytes" in err, f"odd pack: exit {rc} {err!r}")
 F.check(read(p("odd.out")) == read(src), "odd pack: image differs")
 
+# Records in descending order, all 2650 in one stored (level 0) frame, then the same at level 9
+# in frames of 7 records: the image is the same.
+recs = packfile.records(data)
+desc = b"".join(struct.pack("<Q", b) + recs[b] for b in sorted(recs, reverse=True))
+one = zl.compress(desc, 0)
+asc = sorted(recs)
+small = []
+for i in range(0, len(asc), 7):
+    z = zl.compress(b"".join(struct.pack("<Q", b) + recs[b] for b in asc[i:i + 7]), 9)
+    small.append(struct.pack("<Q", len(z)) + z)
+for label, body in (("one stored frame, descending", struct.pack("<Q", len(one)) + one),
+                    ("frames of 7 records", b"".join(small))):
+    with open(p("other.pack"), "wb") as f:
+        f.write(data[:32] + body)
+    rc, _, err = common.run([UNPACK, "-i", p("other.pack"), "-o", fresh("other.out")])
+    F.check(rc == 0 and err == b"" and read(p("other.out")) == read(src),
+            f"{label}: exit {rc} {err!r}")
+
 # 5. Command line: the overwrite guard, missing and foreign inputs.
 out = p("guard.out")
 shutil.copyfile(src, out)

@@ -417,7 +417,31 @@ def post_trim(out, model, meta, data, errors, notes):
         % (before, after, len(used), "yes" if not nonzero_free else "NO (%d)" % len(nonzero_free)))
 
 
-POST_HOOKS = {"backup": post_backup, "trim": post_trim}
+def post_shrink(out, model, meta, data, errors, notes):
+    """After thin_shrink in the guest: data blocks >= the new size were mapped before (the data
+    was spread over the whole device), none are now, the pool's data device has the new size,
+    and every device keeps the same virtual blocks with the same times (the contents are
+    checked on data.img by the generic checks)."""
+    before = ET.fromstring(open(os.path.join(out, "guest", "before.xml"), "rb").read())
+    after = ET.fromstring(open(os.path.join(out, "dump.xml"), "rb").read())
+    n = int(after.get("nr_data_blocks"))
+    if n != 512 or int(before.get("nr_data_blocks")) != 1024:
+        errors.append("shrink: nr_data_blocks %s -> %d, want 1024 -> 512" % (before.get("nr_data_blocks"), n))
+    high = {db for d in before.findall("device") for db, _ in xml_mappings(d).values() if db >= n}
+    if not high:
+        errors.append("shrink: no data block >= %d was mapped before the shrink" % n)
+    b = {int(d.get("dev_id")): {v: t for v, (_, t) in xml_mappings(d).items()} for d in before.findall("device")}
+    a = {int(d.get("dev_id")): {v: t for v, (_, t) in xml_mappings(d).items()} for d in after.findall("device")}
+    if a != b:
+        errors.append("shrink: the devices' virtual blocks or times changed")
+    moved = [db for d in after.findall("device") for db, _ in xml_mappings(d).values() if db >= n]
+    if moved:
+        errors.append("shrink: %d mappings still point at or beyond block %d" % (len(moved), n))
+    log("  shrink: %d data blocks >= %d moved below it; %d mappings checked" %
+        (len(high), n, sum(len(m) for m in a.values())))
+
+
+POST_HOOKS = {"backup": post_backup, "trim": post_trim, "shrink": post_shrink}
 
 
 # ---------------------------------------------------------------- run + check

@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "bin/cli.h"
+#include "bin/progress.h"
 #include "data-plane/data_device.h"
 #include "data-plane/thin_copy.h"
 #include "dm/control.h"
@@ -29,7 +30,8 @@ const char* const kUsage =
     "  {-V|--version}\n"
     "  {--buffer-size-meg} <MB>\n"
     "  {--delta-id} <THIN_ID>\n"
-    "  {--zero-dest}\n";
+    "  {--zero-dest}\n"
+    "  {--progress|--no-progress}\n";
 
 struct Options {
   std::string source;
@@ -38,6 +40,7 @@ struct Options {
   std::optional<std::uint32_t> delta_id;
   std::uint64_t buffer_bytes = 64ull << 20;
   bool quiet = false;
+  bool progress = false;
 };
 
 // The destination: an existing block device (exclusive: not mounted, not under a table), or a
@@ -113,6 +116,10 @@ Result<> migrate(const Options& o) {
   c.copier.buffer_bytes = static_cast<std::size_t>(o.buffer_bytes);
   c.copier.max_request_bytes = std::min<std::size_t>(c.copier.max_request_bytes, o.buffer_bytes / 4);
   c.copier.engine = pdata::engine_from_env();
+  std::atomic<std::uint64_t> done{0};
+  c.done_below = &done;
+  Progress progress("thin_migrate", o.progress);
+  progress.stage(o.delta_id ? "copying the delta" : "copying", done, size);
   THINMETA_TRY(auto stats, dataplane::copy_thin(md.io(), md.mapping_root(), *data, *dest, c));
   THINMETA_CHECK(hold->release());
   THINMETA_CHECK(dest->sync());
@@ -133,10 +140,12 @@ int thin_migrate_main(int argc, char** argv) {
         ("buffer-size-meg", po::value<std::string>(), "")
         ("delta-id", po::value<std::string>(), "")
         ("zero-dest", "");
+    add_progress_options(opts);
     auto vm = parse(normalize_args(argc, argv, {}), opts, {});
     if (help_or_version(vm, kUsage)) return 0;
     Options o;
     o.quiet = vm.count("quiet") > 0;
+    o.progress = !o.quiet && progress_wanted(vm);
     if (!vm.count("source-dev")) throw UsageError{"You must specify a source"};
     o.source = vm["source-dev"].as<std::string>();
     if (vm.count("dest-dev") && vm.count("dest-file"))

@@ -30,6 +30,7 @@ class Executor final : public thin::CopyPlanSink, public ChunkSink {
 
   // The read pipeline's output, in the same order -> the write pipeline.
   Result<> chunk(const Chunk& c) override {
+    if (opts_.done_below) opts_.done_below->store(c.dst + c.len, std::memory_order_relaxed);
     if (!c.marker) return writes_.write_copy(c.dst, c.data);
     std::uint64_t off = c.dst, end = c.dst + c.len;
     if (opts_.origin) {
@@ -55,6 +56,7 @@ class Executor final : public thin::CopyPlanSink, public ChunkSink {
   Result<ThinCopyStats> finish() {
     THINMETA_CHECK(reads_.finish());
     THINMETA_CHECK(writes_.finish());
+    if (opts_.done_below) opts_.done_below->store(opts_.size_bytes, std::memory_order_relaxed);
     return stats_;
   }
 

@@ -7,6 +7,7 @@
 // buffers whatever the device's size.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -31,6 +32,10 @@ struct ThinCopyOptions {
   // that size as zeros (a dm-thin device without an external origin).
   std::uint64_t dest_discard_block_bytes = 0;
   CopierOptions copier;
+  // When set: the virtual offset up to which the destination has been dealt with (writes
+  // issued, ranges zeroed), advanced as the copy goes (for a progress display; opts.size_bytes
+  // at the end).
+  std::atomic<std::uint64_t>* done_below = nullptr;
 };
 
 struct ThinCopyStats {

@@ -45,7 +45,7 @@ say "refused: $(cat $OUT/rw.err)"; no_hold "refused writable source"
 $BW write /dev/vdc $((BSS * 512)) $WLEN 99 0-$((NB - 1))
 $TM --source-dev /dev/mapper/thin2 --dest-dev /dev/vdc || fail "full migrate onto /dev/vdc"
 no_hold "full migrate to device"; same /dev/mapper/thin2 /dev/vdc "full 2 -> device"
-$TM --source-dev /dev/mapper/thin3 --delta-id 2 --dest-dev /dev/vdc --buffer-size-meg 1 || fail "delta migrate onto /dev/vdc"
+$TM --source-dev /dev/mapper/thin3 --delta-id 2 --dest-dev /dev/vdc --buffer-size-meg 1 --progress || fail "delta migrate onto /dev/vdc"
 no_hold "delta migrate to device"; same /dev/mapper/thin3 /dev/vdc "delta 2..3 -> device"
 
 # 2. files: a new one (full BASE, delta NEW); an existing larger junk file (full NEW, resized)

@@ -106,6 +106,12 @@ int thin_shrink_main(int argc, char** argv) {
       auto m = thin::open_metadata(in, {});
       if (!m) return report(m.error());
       md.emplace(std::move(*m));
+      // Blocks only a held metadata snapshot maps look free to the live trees: moving data over
+      // them would damage the snapshot, and the new metadata could not keep it anyway.
+      if (md->live().held_root != 0)
+        return report({Errc::kInvalidArgument,
+                       "The metadata holds a metadata snapshot (block " +
+                           std::to_string(md->live().held_root) + "): release it first."});
       source = [&](thin::MetadataSink& s) { return thin::dump(*md, {}, s); };
     } else {
       struct stat st;

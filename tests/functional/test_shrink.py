@@ -161,6 +161,15 @@ rc, _, err = common.run([SHRINK, "--binary", "-i", meta_in, "-o", meta_keep, "--
                          "--nr-blocks", "45"])
 F.check(rc == 1 and open(meta_keep, "rb").read() == open(meta_in, "rb").read(),
         f"binary refusal: output touched ({rc} {err!r})")
+import meta  # noqa: E402
+held = p("held.meta")
+with open(held, "wb") as f:
+    f.write(meta.with_held_snapshot(open(meta_in, "rb").read(), 1000))
+rc, _, err = common.run([SHRINK, "--binary", "-i", held, "-o", meta_keep, "--data", data,
+                         "--nr-blocks", "48"])
+F.check(rc == 1 and b"metadata snapshot" in err and
+        open(meta_keep, "rb").read() == open(meta_in, "rb").read(),
+        f"held metadata snapshot: {rc} {err!r}")
 os.truncate(data, (NR - 1) * BS)
 rc, _, err = common.run([SHRINK, "-i", src_xml, "-o", p("short.xml"), "--data", data,
                          "--nr-blocks", "48"])

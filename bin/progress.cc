@@ -13,7 +13,6 @@ namespace thinmeta::cli {
 namespace po = boost::program_options;
 
 namespace {
-constexpr auto kDelay = std::chrono::milliseconds(1000);
 constexpr auto kPeriod = std::chrono::milliseconds(250);
 
 void write_stderr(const std::string& s) {
@@ -42,7 +41,11 @@ bool progress_wanted(const po::variables_map& vm) {
   return ::isatty(STDERR_FILENO) == 1;
 }
 
-Progress::Progress(std::string tool, bool enabled) : tool_(std::move(tool)), enabled_(enabled) {
+Progress::Progress(std::string tool, bool enabled)
+    : tool_(std::move(tool)), enabled_(enabled), start_(std::chrono::steady_clock::now()) {
+  // THINMETA_PROGRESS_DELAY_MS: the quiet first interval (tests set 0 to see every stage).
+  if (const char* d = std::getenv("THINMETA_PROGRESS_DELAY_MS"); d && *d)
+    delay_ = std::chrono::milliseconds(std::strtoul(d, nullptr, 10));
   if (enabled_) thread_ = std::thread([this] { loop(); });
 }
 
@@ -60,12 +63,20 @@ Progress::~Progress() {
 
 void Progress::stage(const std::string& title, const std::atomic<std::uint64_t>& counter,
                      std::uint64_t total) {
+  stage(title, [&counter] { return counter.load(std::memory_order_relaxed); }, total);
+}
+
+void Progress::stage(const std::string& title, std::function<std::uint64_t()> sample,
+                     std::uint64_t total, std::string unit) {
   if (!enabled_) return;
+  std::uint64_t base = sample();
   std::lock_guard<std::mutex> lock(mu_);
   title_ = title;
-  counter_ = &counter;
-  base_ = counter.load(std::memory_order_relaxed);
+  sample_ = std::move(sample);
+  unit_ = std::move(unit);
+  base_ = base;
   total_ = total;
+  if (std::chrono::steady_clock::now() - start_ >= delay_) draw_locked();
 }
 
 void Progress::set_total(std::uint64_t total) {
@@ -82,7 +93,7 @@ void Progress::clear() {
 
 void Progress::loop() {
   std::unique_lock<std::mutex> lock(mu_);
-  if (cv_.wait_for(lock, kDelay, [this] { return stop_; })) return;
+  if (cv_.wait_for(lock, delay_, [this] { return stop_; })) return;
   while (!stop_) {
     draw_locked();
     cv_.wait_for(lock, kPeriod, [this] { return stop_; });
@@ -90,15 +101,15 @@ void Progress::loop() {
 }
 
 void Progress::draw_locked() {
-  if (!counter_) return;
-  std::uint64_t now = counter_->load(std::memory_order_relaxed);
+  if (!sample_) return;
+  std::uint64_t now = sample_();
   std::uint64_t done = now >= base_ ? now - base_ : 0;
   std::string line = tool_ + ": " + title_ + " ";
   if (total_) {
     // Never 100% before the end: the counts are estimates (gap reads, re-reads).
     line += std::to_string(std::min<std::uint64_t>(99, done * 100 / total_)) + "%";
   } else {
-    line += std::to_string(done) + " blocks";
+    line += std::to_string(done) + " " + unit_;
   }
   std::string out = "\r" + line;
   if (line.size() < last_len_) out += std::string(last_len_ - line.size(), ' ') + "\r" + line;

@@ -11,15 +11,18 @@
 //   progress.stage("dumping", pdata::io_counters().blocks_read, nr_blocks_to_read);
 //   ... work (the engines advance pdata::io_counters(); or pass any counter you advance) ...
 //   progress.stage("writing", my_counter, total);           // a new stage restarts from 0
+//   progress.stage("reading", [fd] { return offset(fd); }, file_size, "bytes");
 // The counter is sampled by a helper thread; `total` 0 shows the count instead of a percentage.
 // The line goes to stderr only; the destructor erases it (also on error paths), so a message
 // printed afterwards starts on a clean line. A tool printing while the line may be shown calls
-// progress.clear() first.
+// progress.clear() first. THINMETA_PROGRESS_DELAY_MS replaces the first second (tests: 0).
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -44,6 +47,10 @@ class Progress {
   // the stage (the next stage() or the destructor).
   void stage(const std::string& title, const std::atomic<std::uint64_t>& counter,
              std::uint64_t total);
+  // The same with any sample (called on the helper thread; must be thread-safe), e.g. the
+  // offset of an input file descriptor; `unit` names what is counted when total is 0.
+  void stage(const std::string& title, std::function<std::uint64_t()> sample,
+             std::uint64_t total, std::string unit = "blocks");
   // Sets a new total for the current stage (once it is known).
   void set_total(std::uint64_t total);
   // Erases the line if shown (before printing something else to stderr).
@@ -61,9 +68,12 @@ class Progress {
   bool stop_ = false;
   bool shown_ = false;
   std::string title_;
-  const std::atomic<std::uint64_t>* counter_ = nullptr;
+  std::function<std::uint64_t()> sample_;
+  std::string unit_;
   std::uint64_t base_ = 0, total_ = 0;
   std::size_t last_len_ = 0;
+  std::chrono::steady_clock::time_point start_;
+  std::chrono::milliseconds delay_{1000};
   std::thread thread_;
 };
 

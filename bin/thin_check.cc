@@ -4,9 +4,12 @@
 #include <iostream>
 
 #include "bin/cli.h"
+#include "bin/progress.h"
+#include "persistent-data/io/io_counters.h"
 #include "thin/check/check.h"
 #include "thin/check/repair_leaks.h"
 #include "thin/metadata.h"
+#include "thin/superblock.h"
 
 namespace thinmeta::cli {
 namespace {
@@ -29,12 +32,16 @@ const char* const kUsage =
 // Progress and findings on stderr (two spaces per level), the info lines on stdout.
 class PrintingReport final : public thin::CheckReport {
  public:
-  explicit PrintingReport(bool quiet) : quiet_(quiet) {}
+  PrintingReport(bool quiet, Progress& progress, std::uint64_t total)
+      : quiet_(quiet), progress_(progress), total_(total) {}
   void phase(const std::string& title) override {
+    progress_.clear();
     if (!quiet_) std::cerr << title << "\n";
+    progress_.stage(title, pdata::io_counters().blocks_read, total_);
   }
   void problem(thin::Severity, const std::string& headline, const std::string& detail) override {
     if (quiet_) return;
+    progress_.clear();
     std::cerr << "  " << headline << "\n";
     if (!detail.empty()) std::cerr << "    " << detail << "\n";
   }
@@ -44,11 +51,14 @@ class PrintingReport final : public thin::CheckReport {
     std::cout.flush();
   }
   void note(const std::string& line) {
+    progress_.clear();
     if (!quiet_) std::cerr << line << "\n";
   }
 
  private:
   bool quiet_;
+  Progress& progress_;
+  std::uint64_t total_;
 };
 
 int thin_check_main(int argc, char** argv) {
@@ -67,6 +77,7 @@ int thin_check_main(int argc, char** argv) {
         ("override-mapping-root", po::value<std::string>(), "")
         ("override-details-root", po::value<std::string>(), "")
         ("input", po::value<std::vector<std::string>>(), "");
+    add_progress_options(opts);
     po::positional_options_description pos;
     pos.add("input", -1);
     po::variables_map vm;
@@ -138,7 +149,10 @@ int thin_check_main(int argc, char** argv) {
       return report(e);
     }
 
-    PrintingReport out(quiet);
+    // The whole check reads about every block in use once: that is the total.
+    auto sb = thin::read_superblock(**io, 0);
+    Progress progress("thin_check", progress_wanted(vm));
+    PrintingReport out(quiet, progress, sb ? sb->metadata_sm.nr_allocated : 0);
     thin::CheckResult res = thin::check(**io, copts, out);
 
     bool non_fatal = res.non_fatal;

@@ -5,6 +5,8 @@
 #include <iostream>
 
 #include "bin/cli.h"
+#include "bin/progress.h"
+#include "persistent-data/io/io_counters.h"
 #include "thin/dump.h"
 #include "thin/human_readable.h"
 #include "thin/repair/repair.h"
@@ -48,6 +50,7 @@ int thin_dump_main(int argc, char** argv) {
         ("input", po::value<std::vector<std::string>>(), "");
     po::positional_options_description pos;
     pos.add("input", -1);
+    add_progress_options(opts);
     auto vm = parse(normalize_args(argc, argv, {{'m', "metadata-snap"}}), opts, pos);
 
     if (help_or_version(vm, kUsage)) return 0;
@@ -109,6 +112,10 @@ int thin_dump_main(int argc, char** argv) {
         format == "xml" ? static_cast<thin::MetadataSink&>(xml_writer) : human_writer;
     Result<> r;
     std::vector<std::string> notes;
+    // Progress only with -o: on stdout the dump itself shows how far it got.
+    Progress progress("thin_dump", file.has_value() && progress_wanted(vm));
+    progress.stage("dumping", pdata::io_counters().blocks_read,
+                   md ? md->sb().metadata_sm.nr_allocated : raw->nr_blocks());
     if (repair) {
       auto st = thin::repair(*raw, ropts, sink, notes);
       if (!st) r = std::unexpected(st.error());
@@ -116,6 +123,7 @@ int thin_dump_main(int argc, char** argv) {
       r = thin::dump(*md, dopts, sink);
     }
     if (!r) out.discard();  // no half dump on stdout when the damage shows up early
+    progress.clear();
     auto flushed = out.flush();
     if (!quiet)
       for (const auto& n : notes) std::cerr << n << "\n";

@@ -8,6 +8,8 @@
 #include <sstream>
 
 #include "bin/cli.h"
+#include "bin/progress.h"
+#include "persistent-data/io/io_counters.h"
 #include "thin/dump.h"
 #include "thin/mapping_tree.h"
 #include "thin/metadata.h"
@@ -104,6 +106,7 @@ int thin_ls_main(int argc, char** argv) {
     po::positional_options_description pos;
     pos.add("input", -1);
     std::vector<std::string> args(argv + 1, argv + argc);
+    add_progress_options(opts);
     auto vm = parse(args, opts, pos);
     if (help_or_version(vm, kUsage)) return 0;
     std::vector<std::string> fields = {"DEV", "MAPPED", "CREATE_TIME", "SNAP_TIME"};
@@ -122,6 +125,8 @@ int thin_ls_main(int argc, char** argv) {
     root.snapshot = vm.count("metadata-snap") > 0;
     auto md = thin::open_metadata(*input, root);
     if (!md) return report(md.error());
+    Progress progress("thin_ls", progress_wanted(vm));
+    progress.stage("listing", pdata::io_counters().blocks_read, md->sb().metadata_sm.nr_allocated);
 
     auto uses = [&](std::initializer_list<const char*> prefixes) {
       for (const auto& f : fields)

@@ -5,6 +5,8 @@
 #include <memory>
 
 #include "bin/cli.h"
+#include "bin/progress.h"
+#include "persistent-data/io/io_counters.h"
 #include "persistent-data/io/io_engine.h"
 #include "thin/metadata.h"
 #include "thin/repair/repair.h"
@@ -39,6 +41,7 @@ int thin_repair_main(int argc, char** argv) {
         ("nr-data-blocks", po::value<std::string>(), "")
         ("quiet,q", "")
         ("positional", po::value<std::vector<std::string>>(), "");
+    add_progress_options(opts);
     po::positional_options_description pos;
     pos.add("positional", -1);
     auto vm = parse(normalize_args(argc, argv, {}), opts, pos);
@@ -72,6 +75,8 @@ int thin_repair_main(int argc, char** argv) {
     // Everything is read and checked before the output is opened for writing. The repairing
     // walk runs twice (count, then build: memory does not grow with the mappings) unless what
     // it yields needs the in-memory restorer.
+    Progress progress("thin_repair", progress_wanted(vm));
+    progress.stage("reading", pdata::io_counters().blocks_read, (*io)->nr_blocks());
     wopts.streaming = true;
     auto restorer = std::make_unique<thin::Restorer>(wopts);
     auto spill = std::make_unique<thin::SpillSink>(*restorer);  // replayed by the second pass
@@ -84,6 +89,7 @@ int thin_repair_main(int argc, char** argv) {
       notes.clear();
       stats = thin::repair(**io, ropts, *restorer, notes);
     }
+    progress.clear();
     if (!quiet)
       for (const auto& n : notes) std::cerr << n << "\n";
     if (!stats) return report(stats.error());
@@ -96,6 +102,7 @@ int thin_repair_main(int argc, char** argv) {
     if ((*dst)->nr_blocks() > pdata::kMaxMetadataBlocks && !quiet)
       std::cerr << "Warning: truncating metadata device to " << pdata::kMaxMetadataBlocks
                 << " 4k blocks\n";
+    progress.stage("writing", pdata::io_counters().blocks_written, 0);
     auto written = restorer->commit(**dst, [&](thin::MetadataSink& sink) -> Result<> {
       if (spill && spill->complete()) return spill->replay(sink);
       std::vector<std::string> again;
@@ -103,6 +110,7 @@ int thin_repair_main(int argc, char** argv) {
       if (!r) return std::unexpected(r.error());
       return {};
     });
+    progress.clear();
     if (!written) return report(written.error());
     return 0;
   });

@@ -12,6 +12,8 @@
 #include <memory>
 
 #include "bin/cli.h"
+#include "bin/progress.h"
+#include "persistent-data/io/io_counters.h"
 #include "persistent-data/io/io_engine.h"
 #include "thin/restore/restorer.h"
 #include "thin/restore/spill.h"
@@ -57,6 +59,7 @@ int thin_restore_main(int argc, char** argv) {
         ("data-block-size", po::value<std::string>(), "")
         ("nr-data-blocks", po::value<std::string>(), "")
         ("quiet,q", "");
+    add_progress_options(opts);
     po::positional_options_description pos;
     auto vm = parse(normalize_args(argc, argv, {}), opts, pos);
     if (help_or_version(vm, kUsage)) return 0;
@@ -87,6 +90,12 @@ int thin_restore_main(int argc, char** argv) {
     struct stat st;
     const bool regular = ::fstat(*fd, &st) == 0 && S_ISREG(st.st_mode);
     ropts.streaming = regular;
+    Progress progress("thin_restore", progress_wanted(vm));
+    const int in_fd = *fd;
+    progress.stage("reading the XML", [in_fd] {
+      off_t at = ::lseek(in_fd, 0, SEEK_CUR);
+      return at > 0 ? static_cast<std::uint64_t>(at) : 0;
+    }, regular ? static_cast<std::uint64_t>(st.st_size) : 0, "bytes");
     std::unique_ptr<thin::Restorer> restorer;
     std::unique_ptr<thin::SpillSink> spill;  // the first pass, recorded for the second
     bool fast = false;  // whether the fast reader took the whole input
@@ -127,6 +136,7 @@ int thin_restore_main(int argc, char** argv) {
       ::close(*fd);
       return report(parsed.error());
     }
+    progress.clear();
     for (const std::string& w : restorer->warnings()) std::cerr << "Warning: " << w << "\n";
 
     pdata::OpenOptions oo;
@@ -141,6 +151,7 @@ int thin_restore_main(int argc, char** argv) {
     if ((*io)->nr_blocks() > pdata::kMaxMetadataBlocks)
       std::cerr << "Warning: truncating metadata device to " << pdata::kMaxMetadataBlocks
                 << " 4k blocks\n";
+    progress.stage("writing", pdata::io_counters().blocks_written, 0);
     auto stats = restorer->commit(**io, [&](thin::MetadataSink& sink) -> Result<> {
       if (spill && spill->complete()) return spill->replay(sink);
       THINMETA_CHECK(rewind());
@@ -150,6 +161,7 @@ int thin_restore_main(int argc, char** argv) {
       return {};
     });
     ::close(*fd);
+    progress.clear();
     if (!stats) return report(stats.error());
     return 0;
   });

@@ -8,6 +8,8 @@
 #include <iostream>
 
 #include "bin/cli.h"
+#include "bin/progress.h"
+#include "persistent-data/io/io_counters.h"
 #include "thin/metadata.h"
 #include "thin/rmap.h"
 #include "thin/text_output.h"
@@ -58,6 +60,7 @@ int thin_rmap_main(int argc, char** argv) {
         ("input", po::value<std::vector<std::string>>(), "");
     po::positional_options_description pos;
     pos.add("input", -1);
+    add_progress_options(opts);
     auto vm = parse(normalize_args(argc, argv, {{'m', "metadata-snap"}}), opts, pos);
     if (help_or_version(vm, kUsage)) return 0;
     std::vector<thin::DataRegion> regions;
@@ -81,7 +84,10 @@ int thin_rmap_main(int argc, char** argv) {
     }
     auto md = thin::open_metadata(*input, root);
     if (!md) return report(md.error());
+    Progress progress("thin_rmap", progress_wanted(vm));
+    progress.stage("mapping", pdata::io_counters().blocks_read, md->sb().metadata_sm.nr_allocated);
     auto runs = thin::reverse_map(md->io(), md->mapping_root(), regions);
+    progress.clear();
     if (!runs) return report(runs.error());
     thin::TextOutput out(STDOUT_FILENO);
     for (const auto& r : *runs) {

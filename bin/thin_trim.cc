@@ -12,6 +12,8 @@
 #include <iostream>
 
 #include "bin/cli.h"
+#include "bin/progress.h"
+#include "persistent-data/io/io_counters.h"
 #include "thin/trim.h"
 
 namespace thinmeta::cli {
@@ -49,6 +51,7 @@ int thin_trim_main(int argc, char** argv) {
         ("data-dev", po::value<std::string>(), "")
         ("pool-inactive", "")
         ("quiet,q", "");
+    add_progress_options(opts);
     auto vm = parse(normalize_args(argc, argv, {}), opts, {});
     if (help_or_version(vm, kUsage)) return 0;
     if (!vm.count("metadata-dev")) throw UsageError{"No metadata device provided."};
@@ -57,7 +60,10 @@ int thin_trim_main(int argc, char** argv) {
 
     auto md = thin::open_metadata(vm["metadata-dev"].as<std::string>(), {});
     if (!md) return report(md.error());
+    Progress progress("thin_trim", progress_wanted(vm));
+    progress.stage("checking", pdata::io_counters().blocks_read, md->sb().metadata_sm.nr_allocated);
     auto plan = thin::plan_trim(*md);
+    progress.clear();
     if (!plan) {
       if (plan.error().code != Errc::kDamage) return report(plan.error());
       if (!quiet) std::cerr << plan.error().what << "\n";

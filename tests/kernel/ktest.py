@@ -677,10 +677,12 @@ def check_online(out, meta, m, errors, notes):
 
 
 import krepair  # noqa: E402
+import klvm2  # noqa: E402
 
-krepair.K = sys.modules[__name__]
+krepair.K = klvm2.K = sys.modules[__name__]
 PRE_HOOKS["repair"] = krepair.pre_repair
-CHECKS = {"repair": krepair.check_repair}
+PRE_HOOKS["lvm2"] = klvm2.pre_lvm2
+CHECKS = {"repair": krepair.check_repair, "lvm2": klvm2.check_lvm2}
 
 
 def main():

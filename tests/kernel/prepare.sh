@@ -4,6 +4,8 @@
 #   cache/modules/         the dm-thin module closure (uncompressed .ko) + load.order
 #   cache/base.cpio        base initramfs: busybox, dmsetup + shared libs, modules, blkwrite
 #   cache/bin/blkwrite     static helper (also used on the host for content checks)
+#   cache/lvm2.cpio        Debian's lvm2 (binary, libraries, a udev-less lvm.conf, wrappers that
+#                          log our tools' arguments) for the lvm2 scenario, appended to its guest
 # Idempotent: a second run only checks stamps (< 1 s).
 set -euo pipefail
 
@@ -29,8 +31,9 @@ fi
 ldd /bin/busybox >/dev/null 2>&1 && fail "/bin/busybox is dynamically linked (need busybox-static)"
 
 # 1. kernel + modules from the Debian package
-MODS_ROOTS="virtio_pci virtio_blk crc32c_generic dm-thin-pool"
-if [ ! -f "$CACHE/kernel.stamp" ] || [ "$(cat "$CACHE/kernel.stamp")" != "$KPKG" ]; then
+# dm-snapshot: lvm2 refuses to create thin snapshots without it
+MODS_ROOTS="virtio_pci virtio_blk crc32c_generic dm-thin-pool dm-snapshot"
+if [ ! -f "$CACHE/kernel.stamp" ] || [ "$(cat "$CACHE/kernel.stamp")" != "$KPKG $MODS_ROOTS" ]; then
   log "downloading $KPKG"
   rm -rf "$CACHE/deb" "$CACHE/modules" "$CACHE/vmlinux"
   mkdir -p "$CACHE/deb"
@@ -79,7 +82,7 @@ if [ ! -f "$CACHE/kernel.stamp" ] || [ "$(cat "$CACHE/kernel.stamp")" != "$KPKG"
   for m in $MODS_ROOTS; do visit "$m"; done
   printf '%s\n' "${order[@]}" > "$CACHE/modules/load.order"
   rm -rf "$CACHE/deb"
-  echo "$KPKG" > "$CACHE/kernel.stamp"
+  echo "$KPKG $MODS_ROOTS" > "$CACHE/kernel.stamp"
   log "kernel ready: $(tr '\n' ' ' < "$CACHE/modules/load.order")"
 fi
 
@@ -109,5 +112,51 @@ if [ ! -f "$CACHE/base.cpio" ] || [ "$(cat "$CACHE/base.sig" 2>/dev/null)" != "$
   mv "$CACHE/base.cpio.tmp" "$CACHE/base.cpio"
   echo "$inputs_sig" > "$CACHE/base.sig"
 fi
-[ -f "$CACHE/vmlinux" ] && [ -f "$CACHE/base.cpio" ] || fail "cache incomplete"
+# 4. lvm2 for the lvm2 scenario: Debian's packages downloaded and unpacked (never installed on
+# the host); libraries the host lacks come from the unpacked packages.
+LVM_PKGS="lvm2 libdevmapper1.02.1 libdevmapper-event1.02.1 libaio1 libedit2 libbsd0 libmd0"
+lvm_sig=$( (echo "$LVM_PKGS"; md5sum "$HERE/prepare.sh" "$HERE/guest/lvm.conf" "$HERE/guest/lvm-wrap.sh") | md5sum | cut -d' ' -f1)
+if [ ! -f "$CACHE/lvm2.cpio" ] || [ "$(cat "$CACHE/lvm2.sig" 2>/dev/null)" != "$lvm_sig" ]; then
+  log "downloading and unpacking $LVM_PKGS"
+  ldeb="$CACHE/lvm2-deb"
+  rm -rf "$ldeb"
+  mkdir -p "$ldeb/x"
+  # shellcheck disable=SC2086
+  (cd "$ldeb" && apt-get download $LVM_PKGS >/dev/null 2>&1) \
+    || { apt-get update -qq && (cd "$ldeb" && apt-get download $LVM_PKGS >/dev/null); } \
+    || fail "apt-get download $LVM_PKGS failed"
+  for d in "$ldeb"/*.deb; do dpkg-deb -x "$d" "$ldeb/x"; done
+  x="$ldeb/x"
+  [ -x "$x/sbin/lvm" ] || fail "no sbin/lvm in the lvm2 package"
+  root="$CACHE/lvm2-root"
+  rm -rf "$root"
+  mkdir -p "$root"/{sbin,etc/lvm,opt/wrap,run/lock/lvm,run/lvm}
+  cp "$x/sbin/lvm" "$root/sbin/lvm"
+  for c in pvcreate pvs vgcreate vgchange vgs lvcreate lvchange lvconvert lvextend lvs lvremove lvmconfig; do
+    ln -s lvm "$root/sbin/$c"
+  done
+  libpath="$x/lib/x86_64-linux-gnu:$x/usr/lib/x86_64-linux-gnu"
+  LD_LIBRARY_PATH=$libpath ldd "$x/sbin/lvm" | grep -q 'not found' \
+    && fail "lvm needs a library neither the host nor $LVM_PKGS has: $(LD_LIBRARY_PATH=$libpath ldd "$x/sbin/lvm" | grep 'not found')"
+  for lib in $(LD_LIBRARY_PATH=$libpath ldd "$x/sbin/lvm" | grep -o '/[^ ]*'); do
+    # the guest path is the library's own path, wherever it was found
+    case $lib in "$x"/*) dst=${lib#"$x"};; *) dst=$lib;; esac
+    [ "$dst" = /lib64/ld-linux-x86-64.so.2 ] && continue   # in the base initramfs already (dmsetup)
+    mkdir -p "$root$(dirname "$dst")"
+    cp -L "$lib" "$root$dst"
+  done
+  cp "$HERE/guest/lvm.conf" "$root/etc/lvm/lvm.conf"
+  for t in thin_check thin_dump thin_repair thin_restore; do
+    cp "$HERE/guest/lvm-wrap.sh" "$root/opt/wrap/$t"
+    chmod 755 "$root/opt/wrap/$t"
+  done
+  dpkg-deb -f "$(ls "$ldeb"/lvm2_*.deb)" Version > "$root/etc/lvm/lvm2-version"
+  (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) > "$CACHE/lvm2.cpio.tmp"
+  mv "$CACHE/lvm2.cpio.tmp" "$CACHE/lvm2.cpio"
+  rm -rf "$ldeb" "$root"
+  echo "$lvm_sig" > "$CACHE/lvm2.sig"
+  log "lvm2 ready: $(du -k "$CACHE/lvm2.cpio" | cut -f1) KiB"
+fi
+
+[ -f "$CACHE/vmlinux" ] && [ -f "$CACHE/base.cpio" ] && [ -f "$CACHE/lvm2.cpio" ] || fail "cache incomplete"
 exit 0

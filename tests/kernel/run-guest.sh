@@ -13,6 +13,7 @@
 #   -t SECS      timeout for the whole boot (default 300); on expiry qemu is killed, exit 124
 #   -m MB        guest memory (default 512)
 #   -r MB        size of the result disk (default 256)
+#   -c CPIO      append CPIO (newc) to the initramfs (repeatable; e.g. cache/lvm2.cpio)
 # The guest script runs under busybox sh with: OUT=/out, DM_DISABLE_UDEV=1, PATH with
 # /opt/bin first (call /opt/bin/x and /bin/blkwrite by full path: busybox applets win otherwise),
 # modules loaded, /proc /sys /dev mounted. Its stdout goes to DIR/stdout, stderr to DIR/stderr.
@@ -24,11 +25,11 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${KTEST_CACHE:-$HERE/cache}
 die() { echo "run-guest: ERROR: $*" >&2; exit 126; }
 
-disks=(); bins=(); files=(); envs=(); outdir=""; tmo=300; mem=512; rmb=256
-while getopts "d:b:f:e:o:t:m:r:" opt; do
+disks=(); bins=(); files=(); envs=(); cpios=(); outdir=""; tmo=300; mem=512; rmb=256
+while getopts "d:b:f:e:o:t:m:r:c:" opt; do
   case $opt in
     d) disks+=("$OPTARG");; b) bins+=("$OPTARG");; f) files+=("$OPTARG");; e) envs+=("$OPTARG");;
-    o) outdir=$OPTARG;; t) tmo=$OPTARG;; m) mem=$OPTARG;; r) rmb=$OPTARG;;
+    o) outdir=$OPTARG;; t) tmo=$OPTARG;; m) mem=$OPTARG;; r) rmb=$OPTARG;; c) cpios+=("$OPTARG");;
     *) die "bad option (see header of $0)";;
   esac
 done
@@ -114,12 +115,13 @@ poweroff -f
 EOF
 chmod +x "$r/init" "$r/guest/script.sh"
 (cd "$r" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) > "$tmpd/extra.cpio"
-cat "$CACHE/base.cpio" "$tmpd/extra.cpio" > "$tmpd/initrd.cpio"
+for c in "${cpios[@]+"${cpios[@]}"}"; do [ -f "$c" ] || die "no cpio $c"; done
+cat "$CACHE/base.cpio" "${cpios[@]+"${cpios[@]}"}" "$tmpd/extra.cpio" > "$tmpd/initrd.cpio"
 
 truncate -s "${rmb}M" "$tmpd/result.img"
 qargs=(-accel tcg -smp 1 -m "$mem" -nographic -no-reboot -nodefaults -serial stdio
        -kernel "$CACHE/vmlinux" -initrd "$tmpd/initrd.cpio"
-       -append "console=ttyS0 panic=-1 quiet")
+       -append "console=ttyS0 panic=-1 quiet no_timer_check")
 for d in "${disks[@]+"${disks[@]}"}"; do
   qargs+=(-drive "file=$d,format=raw,if=virtio,cache=unsafe,discard=unmap")
 done

@@ -31,8 +31,11 @@ std::vector<IndexEntry> write_bitmaps(BlockWriter& w, const CountSource& counts,
     gap = false;
   };
   auto close = [&](std::uint64_t i) {
-    std::uint64_t size = std::min<std::uint64_t>(kEntriesPerBitmap, nr_blocks - i * kEntriesPerBitmap);
-    index[i].nr_free = static_cast<std::uint32_t>(size - used);
+    // The kernel's nr_free (FORMAT.md 7.2): the whole bitmap block, the tail past nr_blocks
+    // included. The kernel never adds the entries a grown device gains to an existing bitmap's
+    // nr_free and skips a bitmap whose nr_free is 0, so the exact count would leave the grown
+    // tail of the last bitmap unallocatable (out of space with free blocks: kernel tier, lvm2).
+    index[i].nr_free = static_cast<std::uint32_t>(kEntriesPerBitmap - used);
     index[i].none_free_before = static_cast<std::uint32_t>(next_free);
     stamp_checksum(bm, BlockKind::kBitmap);
   };

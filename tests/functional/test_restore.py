@@ -64,7 +64,8 @@ def counts_from_sm(img, sm_root, is_metadata):
                 out[i * 16320 + e] = overflow.get(i * 16320 + e) if c == 3 else c
             elif first_free is None:
                 first_free = e
-        F.check(nr_free == size - used, f"bitmap {i}: nr_free {nr_free} != {size - used}")
+        # kernel semantics: the tail past nr_blocks counts as free (a device grown later)
+        F.check(nr_free == 16320 - used, f"bitmap {i}: nr_free {nr_free} != {16320 - used}")
         F.check(nfb == (first_free if first_free is not None else size),
                 f"bitmap {i}: none_free_before {nfb}")
     F.check(set(k for k, c in out.items() if c >= 3) == set(overflow), "overflow tree = counts >= 3")

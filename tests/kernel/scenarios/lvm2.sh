@@ -35,7 +35,11 @@ L() {
   return 0
 }
 mark() { echo "== $*" >> $LOG; echo "mark $*" >> $OUT/tools.log; say "step: $*"; }
-LW() { lv=$1; tag=$2; shift 2; $BW write /dev/mapper/vg-$lv $BSB 4096 $tag "$@" 2>/dev/null; echo "write $lv $tag $*" >> $OUT/content; }
+LW() {
+  lv=$1; tag=$2; shift 2
+  $BW write /dev/mapper/vg-$lv $BSB 4096 $tag "$@" 2>>$LOG || fail "$lv: writing tag $tag to $* failed ($(tail -2 $LOG | tr '\n' ' '))"
+  echo "write $lv $tag $*" >> $OUT/content
+}
 LE() { lv=$1; tag=$2; shift 2; $BW expect /dev/mapper/vg-$lv $BSB 4096 $tag "$@" 2>>$LOG || fail "$lv: tag $tag $* read back wrong"; }
 LV() { $BW verify /dev/mapper/vg-$1 $BSB 4096 "$2" > $OUT/verify-$1-$3; }
 status() { $DM status vg-$1-tpool | tee -a $LOG; }

@@ -20,7 +20,7 @@ std::mutex g_mutex;
 constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 struct sigaction g_old[std::size(kSignals)];
 
-extern "C" void on_signal(int sig) {
+extern "C" void cleanup_on_signal(int sig) {
   for (auto& slot : g_paths)
     if (char* p = slot.load()) ::unlink(p);
   // Then what was there before: another handler (chained), or death by the signal.
@@ -46,7 +46,7 @@ void install_cleanup_handlers() {
       if (g_old[i].sa_handler == SIG_IGN) continue;  // nohup & co: an ignored signal stays ignored
       struct sigaction sa;
       std::memset(&sa, 0, sizeof sa);
-      sa.sa_handler = on_signal;
+      sa.sa_handler = cleanup_on_signal;
       ::sigfillset(&sa.sa_mask);  // no second signal while the handler unlinks
       ::sigaction(kSignals[i], &sa, nullptr);
     }

@@ -31,15 +31,22 @@ Error io_error(const char* what, const std::string& path, std::uint64_t offset, 
 
 }  // namespace
 
+BufferPool::BufferPool(std::size_t bytes) {
+  bytes = (bytes + kBlockSize - 1) / kBlockSize * kBlockSize;
+  void* p = std::aligned_alloc(kBlockSize, bytes);
+  if (!p) throw std::bad_alloc();
+  data_.reset(static_cast<std::uint8_t*>(p));
+}
+
 // ---------------------------------------------------------------------------------------------
 // ReadPipeline
 
 ReadPipeline::ReadPipeline(const DataDevice& src, ChunkSink& out, const CopierOptions& opts)
-    : src_(src), out_(out), opts_(opts) {
+    : src_(src), out_(out), opts_(opts),
+      bufs_(nr_slots_for(opts) * slot_bytes_for(opts)) {
   opts_.max_request_bytes = slot_bytes_for(opts);
   nr_slots_ = nr_slots_for(opts);
   q_ = pdata::make_async_queue(static_cast<unsigned>(nr_slots_), opts.engine);
-  bufs_.resize(nr_slots_ * opts_.max_request_bytes / kBlockSize);
   for (std::size_t s = nr_slots_; s-- > 0;) free_slots_.push_back(s);
 }
 
@@ -199,11 +206,11 @@ Result<> ReadPipeline::finish() {
 // ---------------------------------------------------------------------------------------------
 // WritePipeline
 
-WritePipeline::WritePipeline(DataDevice& dst, const CopierOptions& opts) : dst_(dst), opts_(opts) {
+WritePipeline::WritePipeline(DataDevice& dst, const CopierOptions& opts)
+    : dst_(dst), opts_(opts), bufs_(nr_slots_for(opts) * slot_bytes_for(opts)) {
   slot_bytes_ = slot_bytes_for(opts);
   std::size_t n = nr_slots_for(opts);
   q_ = pdata::make_async_queue(static_cast<unsigned>(n), opts.engine);
-  bufs_.resize(n * slot_bytes_ / kBlockSize);
   in_flight_.resize(n);
   for (std::size_t s = n; s-- > 0;) free_slots_.push_back(s);
 }
@@ -324,7 +331,7 @@ Result<> copy_extents(const DataDevice& src, DataDevice& dst,
   const std::size_t max = slot_bytes_for(opts);
   const std::size_t nr = nr_slots_for(opts);
   auto q = pdata::make_async_queue(static_cast<unsigned>(nr), opts.engine);
-  pdata::AlignedBuffer bufs(nr * max / kBlockSize);
+  BufferPool bufs(nr * max);
   struct Req {
     std::uint64_t src = 0, dst = 0;
     std::size_t len = 0;

@@ -82,6 +82,17 @@ struct Chunk {
   std::span<const std::uint8_t> data;  // len bytes, or empty for a marker
 };
 
+// Buffer memory of the pipelines: aligned for O_DIRECT, not zeroed (pages are touched only as
+// far as requests use them: a small stream does not pay for the whole budget).
+class BufferPool {
+ public:
+  explicit BufferPool(std::size_t bytes);
+  std::uint8_t* data() { return data_.get(); }
+
+ private:
+  std::unique_ptr<std::uint8_t, pdata::FreeDeleter> data_;
+};
+
 class ChunkSink {
  public:
   virtual ~ChunkSink() = default;
@@ -129,7 +140,7 @@ class ReadPipeline {
   ChunkSink& out_;
   CopierOptions opts_;
   std::unique_ptr<pdata::AsyncQueue> q_;
-  pdata::AlignedBuffer bufs_;
+  BufferPool bufs_;
   std::size_t nr_slots_;
   std::vector<std::size_t> free_slots_;
   std::deque<Request> reqs_;  // in push order; front is the oldest undelivered
@@ -174,7 +185,7 @@ class WritePipeline {
   DataDevice& dst_;
   CopierOptions opts_;
   std::unique_ptr<pdata::AsyncQueue> q_;
-  pdata::AlignedBuffer bufs_;
+  BufferPool bufs_;
   std::size_t slot_bytes_;
   std::vector<std::size_t> free_slots_;
   std::vector<std::optional<InFlight>> in_flight_;  // by slot

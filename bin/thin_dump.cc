@@ -28,6 +28,7 @@ const char* const kUsage =
     "  {--transaction-id} <natural>\n"
     "  {--data-block-size} <natural>\n"
     "  {--nr-data-blocks} <natural>\n"
+    "  {--use-metadata-snap}\n"
     "  {-q|--quiet}\n"
     "  {-V|--version}\n";
 
@@ -46,6 +47,7 @@ int thin_dump_main(int argc, char** argv) {
         ("transaction-id", po::value<std::string>(), "")
         ("data-block-size", po::value<std::string>(), "")
         ("nr-data-blocks", po::value<std::string>(), "")
+        ("use-metadata-snap", "")
         ("quiet,q", "")
         ("input", po::value<std::vector<std::string>>(), "");
     po::positional_options_description pos;
@@ -76,8 +78,11 @@ int thin_dump_main(int argc, char** argv) {
     ropts.trans_id = ov.trans_id;
     ropts.data_block_size = ov.data_block_size;
     ropts.nr_data_blocks = ov.nr_data_blocks;
-    if (!repair && (ropts.trans_id || ropts.data_block_size || ropts.nr_data_blocks))
-      throw UsageError{"--transaction-id, --data-block-size and --nr-data-blocks need --repair"};
+    ropts.use_snapshot = vm.count("use-metadata-snap") > 0;
+    if (!repair && (ropts.trans_id || ropts.data_block_size || ropts.nr_data_blocks ||
+                    ropts.use_snapshot))
+      throw UsageError{"--transaction-id, --data-block-size, --nr-data-blocks and "
+                       "--use-metadata-snap need --repair"};
     ropts.dev_ids = dopts.dev_ids;
     ropts.skip_mappings = dopts.skip_mappings;
     bool quiet = vm.count("quiet") > 0;

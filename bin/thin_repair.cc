@@ -25,6 +25,7 @@ const char* const kUsage =
     "  {--transaction-id} <natural>\n"
     "  {--data-block-size} <natural>\n"
     "  {--nr-data-blocks} <natural>\n"
+    "  {--use-metadata-snap}\n"
     "  {-q|--quiet}\n"
     "  {-V|--version}\n";
 
@@ -39,6 +40,7 @@ int thin_repair_main(int argc, char** argv) {
         ("transaction-id", po::value<std::string>(), "")
         ("data-block-size", po::value<std::string>(), "")
         ("nr-data-blocks", po::value<std::string>(), "")
+        ("use-metadata-snap", "")
         ("quiet,q", "")
         ("positional", po::value<std::vector<std::string>>(), "");
     add_progress_options(opts);
@@ -61,10 +63,12 @@ int thin_repair_main(int argc, char** argv) {
     ropts.trans_id = ov.trans_id;
     ropts.data_block_size = ov.data_block_size;
     ropts.nr_data_blocks = ov.nr_data_blocks;
+    ropts.use_snapshot = vm.count("use-metadata-snap") > 0;
     ropts.clear_needs_check = true;
     ropts.sink_counts_mappings = true;  // the restorer recomputes mapped_blocks
     thin::RestoreOptions wopts;
     wopts.clear_needs_check = true;
+    wopts.time_covers_mappings = true;  // devices walked once: their times are seen there
 
     if (auto r = check_output(out); !r) return report(r.error());
     auto io = thin::open_input(in, thin::InputOptions{});

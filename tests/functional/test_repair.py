@@ -220,6 +220,24 @@ def kernel_example():
     repair_case("example zeroed top level", zeroed(s["mapping_root"]), xml, len(data),
                 gone={k for k in parse(xml)[2] if k[0] == 1}, deleted=(4,), alt=snap_maps)
     repair_case("example zeroed details", zeroed(s["details_root"]), xml, len(data), deleted=(4,))
+    # Device 1's whole live tree lost (written since the snapshot): left empty, with a note,
+    # unless --use-metadata-snap asks for the snapshot's older tree.
+    d = bytearray(data)
+    d[img.device_roots()[1] * 4096 + 2000] ^= 0x5A
+    with open(dmg, "wb") as f:
+        f.write(d)
+    rc, out, err = common.run([common.ours("thin_dump"), "--repair", dmg])
+    got = parse(out.decode())[2]
+    F.check(rc == 0 and not any(k[0] == 1 for k in got) and b"--use-metadata-snap takes it" in err,
+            f"lost tree without --use-metadata-snap: {rc} {err!r}")
+    rc, out, err = common.run([common.ours("thin_dump"), "--repair", "--use-metadata-snap", dmg])
+    got = parse(out.decode())[2]
+    want = {k: v for k, v in snap_maps.items() if k[0] == 1}
+    F.check(rc == 0 and {k: v for k, v in got.items() if k[0] == 1} == want and
+            b"taken from the metadata snapshot" in err,
+            f"--use-metadata-snap: device 1 is not the snapshot's ({rc} {err!r})")
+    rc, _, err = common.run([common.ours("thin_dump"), "--use-metadata-snap", dmg])
+    F.check(rc == 1 and b"need --repair" in err, f"--use-metadata-snap without --repair: {err!r}")
     # Both live trees gone: only the older snapshot is left, which still lists device 4.
     repair_case("example zeroed roots", zeroed(s["mapping_root"], s["details_root"]), xml,
                 len(data), must_fail=True)
@@ -238,7 +256,7 @@ def bad_input():
     lines = err.decode().splitlines()
     F.check(rc == 1 and not out, f"zeroed superblock without overrides: exit {rc}")
     for field in ("transaction id", "data block size", "nr data blocks"):
-        F.check(any(l.endswith("in the superblock: " + field) for l in lines),
+        F.check(any("in the superblock: " + field in l for l in lines),
                 f"zeroed superblock: no message naming '{field}': {lines}")
     rc, _, err = common.run([common.ours("thin_dump"), "--repair", z, "--transaction-id", "5",
                              "--data-block-size", "128"])

@@ -63,8 +63,9 @@ void NodeScan::add_node(BlockAddr b, const std::uint8_t* block, BlockAddr nr_blo
   s.nr = n.nr_entries();
   s.value_size = n.value_size();
   s.internal = n.is_internal();
+  if (s.nr) s.first_key = n.key(0), s.last_key = n.key(s.nr - 1);
   if (s.internal) {
-    for (std::uint32_t i = 0; i < s.nr; ++i) s.ptrs.push_back(n.value64(i));
+    for (std::uint32_t i = 0; i < s.nr; ++i) s.ptrs.push_back(n.value64(i)), s.keys.push_back(n.key(i));
   } else if (s.value_size == 8 && s.nr > 0) {
     // Not necessarily distinct: devices share subtrees (snapshots, restored empty devices).
     bool pointers = true;
@@ -73,7 +74,7 @@ void NodeScan::add_node(BlockAddr b, const std::uint8_t* block, BlockAddr nr_blo
       pointers = v != 0 && v < nr_blocks && v != b;
     }
     if (pointers)
-      for (std::uint32_t i = 0; i < s.nr; ++i) s.ptrs.push_back(n.value64(i));
+      for (std::uint32_t i = 0; i < s.nr; ++i) s.ptrs.push_back(n.value64(i)), s.keys.push_back(n.key(i));
   }
   s.kind = s.internal                   ? TreeKind::kUnknown
            : s.value_size == kDetailsValueSize ? TreeKind::kDetails

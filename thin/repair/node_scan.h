@@ -29,10 +29,12 @@ struct ScannedNode {
   std::uint32_t value_size = 0;
   bool internal = false;
   bool referenced = false;  // by a valid internal node of the same kind
+  std::uint64_t first_key = 0, last_key = 0;  // nr > 0
   TreeKind kind = TreeKind::kUnknown;
   // Internal nodes: the children. Value-size-8 leaves: the values, when every one of them is
   // a distinct block number of this device (a top-level leaf candidate); else empty.
   std::vector<BlockAddr> ptrs;
+  std::vector<std::uint64_t> keys;  // the keys of the entries `ptrs` holds
 };
 
 struct SuperblockCopy {
@@ -56,6 +58,8 @@ class NodeScan {
   const std::vector<SuperblockCopy>& superblock_copies() const { return sb_copies_; }
   // Metadata space-map index blocks at their own location (the current one and stale copies).
   const std::vector<BlockAddr>& index_blocks() const { return index_blocks_; }
+  // Every valid node, in no particular order.
+  const std::unordered_map<BlockAddr, ScannedNode>& nodes() const { return nodes_; }
 
  private:
   void add_node(BlockAddr b, const std::uint8_t* block, BlockAddr nr_blocks);

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // thin_dump --repair and thin_repair: a damage-tolerant walk that streams whatever can be
 // recovered into a MetadataSink (the XML / human-readable writers or the restorer). Trees come
-// from root_search; each device keeps every mapping that can still be read, lost key ranges are
-// filled from the held metadata snapshot where it has them, and mapped_blocks is recomputed.
+// from root_search; each device keeps every mapping that can still be read, the subtrees a
+// damaged node held are put back from the orphaned nodes the metadata space map still counts
+// (orphans.h), a device whose whole tree is lost takes the held metadata snapshot's only when
+// asked to (use_snapshot), and mapped_blocks is recomputed. The pool time covers every
+// mapping; a damaged superblock's fields are used where the metadata agrees with them.
 #pragma once
 
 #include <cstdint>
@@ -28,12 +31,17 @@ struct RepairOptions {
   // tree is used whole are then walked once, not counted first (the superblock must be
   // readable: without it the pool time comes from that count walk).
   bool sink_counts_mappings = false;
+  // A device whose whole live mapping tree is lost takes its tree in the held metadata
+  // snapshot (an older version: blocks written since the snapshot was taken come back as they
+  // were then). Off by default: the device is then left without those mappings.
+  bool use_snapshot = false;
 };
 
 struct RepairStats {
   std::uint64_t devices = 0;
   std::uint64_t mappings = 0;        // emitted
   std::uint64_t from_snapshot = 0;   // of which taken from the held metadata snapshot
+  std::uint64_t from_orphans = 0;    // of which found in orphaned subtrees
   std::uint64_t dropped = 0;         // unreadable values (data block beyond the data device)
   bool searched = false;             // the whole device was scanned for roots
 };

@@ -5,7 +5,9 @@
 #include <functional>
 #include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 
+#include "persistent-data/btree/btree_walker.h"
 #include "thin/allocation_view.h"
 #include "thin/mapping_tree.h"
 
@@ -76,9 +78,24 @@ std::pair<std::uint64_t, std::uint32_t> recency(const DetailsMap& m) {
   return {tr, t};
 }
 
+// Collects the leaves of a top-level tree.
+class TopNodes final : public BtreeVisitor {
+ public:
+  explicit TopNodes(std::unordered_set<BlockAddr>& out) : out_(out) {}
+  Flow leaf(const NodeContext& c, const NodeView&) override {
+    out_.insert(c.addr);
+    return Flow::kContinue;
+  }
+  Flow damage(const Damage&) override { return Flow::kContinue; }
+
+ private:
+  std::unordered_set<BlockAddr>& out_;
+};
+
 class Search {
  public:
-  Search(IoEngine& io, const std::optional<Superblock>& sb) : io_(io), sb_(sb) {}
+  Search(IoEngine& io, const std::optional<Superblock>& sb, bool use_snapshot)
+      : io_(io), sb_(sb), use_snapshot_(use_snapshot) {}
 
   Result<RecoveredRoots> run();
 
@@ -88,41 +105,51 @@ class Search {
   bool in_newest_view(BlockAddr b) const;
   std::uint64_t count_entries(BlockAddr b, unsigned depth = 0);
   void choose_held();
-  std::optional<DeviceDetails> details_from_leaves(std::uint64_t id);
+  std::optional<DeviceDetails> details_from_leaves(std::uint64_t id, bool& older);
   void fill_subtree_roots(const RootsMap& top, const Partial& top_partial);
 
   IoEngine& io_;
   const std::optional<Superblock>& sb_;
-  std::optional<NodeScan> scan_;
+  bool use_snapshot_;
+  std::shared_ptr<NodeScan> scan_;
   std::vector<AllocationView> views_;
   std::unordered_map<BlockAddr, std::uint64_t> counts_;
   RecoveredRoots out_;
   RootsMap held_top_;
-  std::optional<DetailsMap> leaf_details_;
+  std::unordered_set<BlockAddr> held_top_leaves_;  // nodes of the held snapshot's top level
+  std::optional<std::map<std::uint64_t, std::pair<DeviceDetails, bool>>> leaf_details_;
 };
 
-// A device's details from any details leaf still in use (the tree above it was lost).
-std::optional<DeviceDetails> Search::details_from_leaves(std::uint64_t id) {
+// A device's details from the details leaves a damaged details node held (orphans.h), else
+// from any details leaf still in use: an older copy (e.g. the held snapshot's), `older` set.
+std::optional<DeviceDetails> Search::details_from_leaves(std::uint64_t id, bool& older) {
   if (!leaf_details_) {
     scan();
     leaf_details_.emplace();
+    std::unordered_set<BlockAddr> current;
+    if (sb_)
+      if (const Orphans* o = find_orphans(io_, sb_, out_))
+        current.insert(o->details_leaves().begin(), o->details_leaves().end());
     AlignedBuffer buf(1);
     for (BlockAddr b : scan_->leaves(TreeKind::kDetails)) {
       if (stale(b)) continue;
       if (read_node(io_, b, kDetailsValueSize, buf.data())) continue;
       NodeView v(buf.data());
+      bool cur = current.count(b) > 0;
       for (std::uint32_t i = 0; i < v.nr_entries(); ++i) {
         DeviceDetails d = decode_details(v.value(i));
-        auto [it, fresh] = leaf_details_->emplace(v.key(i), d);
-        if (!fresh && std::tie(d.transaction_id, d.snapshotted_time) >
-                          std::tie(it->second.transaction_id, it->second.snapshotted_time))
-          it->second = d;
+        auto [it, fresh] = leaf_details_->emplace(v.key(i), std::make_pair(d, cur));
+        auto& [have, have_cur] = it->second;
+        if (!fresh && std::make_tuple(cur, d.transaction_id, d.snapshotted_time) >
+                          std::make_tuple(have_cur, have.transaction_id, have.snapshotted_time))
+          it->second = {d, cur};
       }
     }
   }
   auto it = leaf_details_->find(id);
   if (it == leaf_details_->end()) return std::nullopt;
-  return it->second;
+  older = !it->second.second;
+  return it->second.first;
 }
 
 void Search::scan() {
@@ -130,7 +157,8 @@ void Search::scan() {
   out_.searched = true;
   BlockAddr nr = io_.nr_blocks();
   if (sb_ && sb_->metadata_sm.nr_blocks) nr = std::min(nr, sb_->metadata_sm.nr_blocks);
-  scan_ = NodeScan::run(io_, std::min<BlockAddr>(nr, kMaxMetadataBlocks));
+  scan_ = std::make_shared<NodeScan>(NodeScan::run(io_, std::min<BlockAddr>(nr, kMaxMetadataBlocks)));
+  out_.scan = scan_;
   if (sb_) {
     if (auto v = AllocationView::read(io_, sb_->metadata_sm.bitmap_root, sb_->metadata_sm.nr_blocks))
       views_.push_back(std::move(*v));
@@ -194,6 +222,10 @@ void Search::choose_held() {
   if (out_.held) {
     Partial p;
     if (auto t = read_top(io_, out_.held->sb.data_mapping_root, &p)) held_top_ = *t;
+    TopNodes nodes(held_top_leaves_);
+    WalkOptions o;
+    o.check_fill = false;
+    walk_btree(io_, out_.held->sb.data_mapping_root, o, nodes);
     out_.max_time = std::max(out_.max_time, out_.held->sb.time);
   }
 }
@@ -256,6 +288,13 @@ Result<RecoveredRoots> Search::run() {
           out_.details_root = db, out_.mapping_root = tb;
         }
       }
+    if (details && !sb_details)
+      out_.notes.push_back("device details tree damaged; the details of " +
+                           std::to_string(details->size()) + " devices taken from the tree at block " +
+                           std::to_string(*out_.details_root));
+    if (top && !sb_top)
+      out_.notes.push_back("top level of the mapping tree damaged; the tree at block " +
+                           std::to_string(*out_.mapping_root) + " taken instead");
     if (!details) {
       // No consistent pair: merge what is left of the live trees with every candidate still in
       // use (the children of a lost root are candidates of their own). Stale candidates are
@@ -317,7 +356,7 @@ Result<RecoveredRoots> Search::run() {
       }
 
       RecoveredDevice& dev = out_.devices[id];
-      if (auto d = details_from_leaves(id)) dev.details = *d;
+      if (auto d = details_from_leaves(id, dev.details_older)) dev.details = *d;
       else dev.details_synthesized = true;
     }
   for (const auto& [id, dev] : out_.devices) {
@@ -327,6 +366,7 @@ Result<RecoveredRoots> Search::run() {
   bool sb_roots_clean = sb_ && d_partial.clean && t_partial.clean;
   if (out_.devices.empty() && !sb_roots_clean && !(details && out_.details_root))
     return fail(Errc::kDamage, "no compatible roots found");
+  if (sb_ && (!t_partial.clean || !d_partial.clean)) find_orphans(io_, sb_, out_);
   fill_subtree_roots(top ? *top : RootsMap{}, t_partial);
   return std::move(out_);
 }
@@ -338,8 +378,15 @@ void Search::fill_subtree_roots(const RootsMap& top, const Partial&) {
       dev.root = it->second;
       continue;
     }
-    // The top level lost this device: look in every top-level leaf still in use, then in the
-    // metadata snapshot. Prefer a tree whose size matches the device's mapped_blocks.
+    // The top level lost this device: an orphaned tree the damaged top-level node held
+    // (orphans.h); without a metadata space map, every top-level leaf still in use that the
+    // held snapshot does not reach; the metadata snapshot's older tree only when asked for.
+    // Prefer a tree whose size matches the device's mapped_blocks.
+    if (out_.orphans)
+      if (auto r = out_.orphans->device_root(id)) {
+        dev.root = *r;
+        continue;
+      }
     scan();
     std::optional<std::tuple<bool, bool, std::uint64_t>> best;
     auto consider = [&](BlockAddr r, bool from_snap) {
@@ -353,7 +400,7 @@ void Search::fill_subtree_roots(const RootsMap& top, const Partial&) {
       }
     };
     for (BlockAddr leaf : scan_->leaves(TreeKind::kTop)) {
-      if (stale(leaf)) continue;
+      if (out_.orphans || stale(leaf) || held_top_leaves_.count(leaf)) continue;
       AlignedBuffer buf(1);
       if (read_node(io_, leaf, 8, buf.data())) continue;
       NodeView n(buf.data());
@@ -361,7 +408,7 @@ void Search::fill_subtree_roots(const RootsMap& top, const Partial&) {
         if (n.key(i) == id && n.value64(i) != dev.snapshot_root.value_or(0))
           consider(n.value64(i), false);
     }
-    if (dev.snapshot_root) consider(*dev.snapshot_root, true);
+    if (dev.snapshot_root && use_snapshot_) consider(*dev.snapshot_root, true);
     if (dev.root)
       out_.notes.push_back("thin device " + std::to_string(id) + ": mapping tree found at block " +
                            std::to_string(*dev.root) +
@@ -371,9 +418,31 @@ void Search::fill_subtree_roots(const RootsMap& top, const Partial&) {
 
 }  // namespace
 
-Result<RecoveredRoots> find_roots(IoEngine& io, const std::optional<Superblock>& sb) {
-  Search s(io, sb);
+Result<RecoveredRoots> find_roots(IoEngine& io, const std::optional<Superblock>& sb,
+                                  bool use_snapshot) {
+  Search s(io, sb, use_snapshot);
   return s.run();
+}
+
+const Orphans* find_orphans(IoEngine& io, const std::optional<Superblock>& sb,
+                            RecoveredRoots& roots) {
+  if (roots.orphans_searched) return roots.orphans.get();
+  roots.orphans_searched = true;
+  if (!sb || !sb->metadata_sm.bitmap_root) return nullptr;
+  if (!roots.scan) {
+    BlockAddr nr = io.nr_blocks();
+    if (sb->metadata_sm.nr_blocks) nr = std::min(nr, sb->metadata_sm.nr_blocks);
+    roots.scan = std::make_shared<NodeScan>(NodeScan::run(io, std::min<BlockAddr>(nr, kMaxMetadataBlocks)));
+  }
+  std::map<std::uint64_t, DeviceDetails> details;
+  for (const auto& [id, d] : roots.devices)
+    if (!d.details_synthesized) details.emplace(id, d.details);
+  std::optional<TreeRoots> held;
+  if (roots.held) held = TreeRoots{roots.held->sb.data_mapping_root, roots.held->sb.device_details_root};
+  auto o = Orphans::find(io, *roots.scan, sb->metadata_sm,
+                         TreeRoots{sb->data_mapping_root, sb->device_details_root}, held, details);
+  if (o) roots.orphans = std::make_shared<const Orphans>(std::move(*o));
+  return roots.orphans.get();
 }
 
 }  // namespace thinmeta::thin

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "persistent-data/result.h"
 #include "thin/device_details.h"
 #include "thin/repair/node_scan.h"
+#include "thin/repair/orphans.h"
 #include "thin/superblock.h"
 
 namespace thinmeta::thin {
@@ -24,6 +26,7 @@ namespace thinmeta::thin {
 struct RecoveredDevice {
   DeviceDetails details;
   bool details_synthesized = false;     // no details entry survived
+  bool details_older = false;           // taken from an older copy (the held snapshot's)
   std::optional<BlockAddr> root;        // the device's mapping tree
   bool root_from_snapshot = false;      // `root` is the held snapshot's tree of this device
   std::optional<BlockAddr> snapshot_root;  // the held snapshot's tree (second source)
@@ -37,10 +40,22 @@ struct RecoveredRoots {
   std::uint32_t max_time = 0;           // newest time in the chosen details / snapshot copy
   std::uint32_t held_data_block_size = 0;  // from superblock copies (0: none agree)
   std::vector<std::string> notes;       // one line each, for stderr
+  std::shared_ptr<const NodeScan> scan;  // when the device was scanned
+  // Orphaned subtrees (orphans.h), when looked for; see find_orphans.
+  std::shared_ptr<const Orphans> orphans;
+  bool orphans_searched = false;
 };
 
-// `sb` is the validated superblock at block 0, if it could be read. Fails with
-// "no compatible roots found" when nothing usable is left.
-Result<RecoveredRoots> find_roots(pdata::IoEngine& io, const std::optional<Superblock>& sb);
+// `sb` is the superblock at block 0, if it could be read (or the fields of a damaged one that
+// agree with the device). The held snapshot's trees stand in for a device whose live tree is
+// lost only with `use_snapshot`. Fails with "no compatible roots found" when nothing usable
+// is left.
+Result<RecoveredRoots> find_roots(pdata::IoEngine& io, const std::optional<Superblock>& sb,
+                                  bool use_snapshot = false);
+
+// Looks for orphaned subtrees once (scanning the device if it was not) and keeps them in
+// `roots`; nullptr when there is no metadata space map to take the evidence from.
+const Orphans* find_orphans(pdata::IoEngine& io, const std::optional<Superblock>& sb,
+                            RecoveredRoots& roots);
 
 }  // namespace thinmeta::thin

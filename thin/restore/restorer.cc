@@ -37,6 +37,7 @@ Result<> Restorer::end_superblock() {
   if (!in_superblock_) return invalid("missing superblock");
   in_superblock_ = false;
   done_ = true;
+  if (opts_.time_covers_mappings) sb_.time = std::max(sb_.time, max_time_);
   return {};
 }
 
@@ -45,6 +46,7 @@ Result<> Restorer::begin_device(const DeviceInfo& dev) {
   if (!dev_ids_.insert(dev.dev_id).second)
     return invalid("Device already exists (dev_id " + std::to_string(dev.dev_id) + ")");
   devices_.push_back(RestoreDevice{dev.dev_id, dev.details, {}, true});
+  max_time_ = std::max({max_time_, dev.details.creation_time, dev.details.snapshotted_time});
   cur_dev_ = &devices_.back();
   if (opts_.streaming) {
     has_last_ = false;
@@ -111,6 +113,7 @@ Result<> Restorer::map(const MappingRun& run) {
     return invalid("time " + std::to_string(run.time) + " in a mapping is too large (max " +
                    std::to_string(kMaxTime) + ")");
   if (run.len == 0) return {};
+  max_time_ = std::max(max_time_, run.time);
   if (run.thin_begin > std::numeric_limits<std::uint64_t>::max() - run.len)
     return invalid("range mapping beyond the largest virtual block");
   std::uint64_t nr_data = sb_.data_sm.nr_blocks;

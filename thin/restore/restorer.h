@@ -36,6 +36,9 @@ struct RestoreOptions {
   // (<def>s, devices whose mappings are not in ascending order) stop the first pass with
   // needs_memory() set: restart with a Restorer in the default mode.
   bool streaming = false;
+  // The pool time written is at least every mapping's time and every device's creation and
+  // snapshot time (repair: a damaged superblock's time must not leave mappings in the future).
+  bool time_covers_mappings = false;
 };
 
 // One element of a device or a <def>: a run of mappings, or a reference to a def.
@@ -135,6 +138,7 @@ class Restorer final : public MetadataSink {
   std::uint64_t stream_entries_ = 0;
   pdata::BlockAddr stream_blocks_ = 0;
   pdata::PagedCounts stream_data_;
+  std::uint32_t max_time_ = 0;  // of the mappings and devices seen
 };
 
 }  // namespace thinmeta::thin

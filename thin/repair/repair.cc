@@ -334,13 +334,14 @@ Result<RepairStats> repair(IoEngine& io, const RepairOptions& opts, MetadataSink
   info.trans_id = opts.trans_id.value_or(trans);
   info.data_block_size = opts.data_block_size.value_or(dbs);
   if (!nr_trusted) {
+    // Only bounded by the metadata (the highest mapped block below, the bitmaps above), and a
+    // value too large stops the kernel from loading the pool while one too small is grown to
+    // the data device at activation: the lower bound.
     std::uint64_t raw = sb ? sb->data_sm.nr_blocks : 0;
-    std::uint64_t need = any_data ? max_data + 1 : 0;
-    nr_data = std::max(raw, need);
-    if (nr_data == 0) nr_data = 1;
-    if (raw < nr_data)
+    nr_data = std::max<std::uint64_t>(any_data ? max_data + 1 : 0, 1);
+    if (raw != nr_data)
       notes.push_back("nr data blocks " + std::to_string(nr_data) +
-                      ": one past the highest mapped data block (the superblock said " +
+                      ": one past the highest mapped data block (the damaged superblock said " +
                       std::to_string(raw) + "); the kernel grows the pool to its data device "
                       "when it is activated, or give --nr-data-blocks" +
                       where_to_find("nr data blocks"));

@@ -4,10 +4,26 @@
 # Each result is loaded by the kernel here, every device's truth blocks are read back (the host
 # requires each to hold its truth pattern, or zero where the repaired metadata lost the mapping),
 # a new device is written, and the pool is removed; the host then checks the committed metadata.
+# First the repair score's cases (krepair.py): each repaired image is a dm-linear slice of
+# $SCORE_DISK, loaded read-only as far as the data goes (no writes: the data disk is shared).
 # DISKS: leaf=16M sb=16M leak=16M nosnap=16M data=256M
-# TIMEOUT: 200
+# TIMEOUT: 900
 # PRE: repair
 # CHECK: repair
+i=0
+for c in $(cat /opt/files/score-list); do
+  say "score case $c: slice $i of $SCORE_DISK"
+  $DM create score_meta --table "0 $SCORE_SECTORS linear $SCORE_DISK $((i * SCORE_SECTORS))"
+  pool_create /dev/mapper/score_meta /dev/vde 128
+  grep "^$c " /opt/files/score-readback | while read _ d ranges; do
+    activate $d
+    $BW verify /dev/mapper/thin$d $((BSS * 512)) $WLEN $ranges > $OUT/verify-$c-$d
+    deactivate $d
+  done
+  teardown
+  $DM remove score_meta
+  i=$((i + 1))
+done
 for c in $(cat /opt/files/cases); do
   eval dev=\$DEV_$c
   say "case $c: pool on $dev"

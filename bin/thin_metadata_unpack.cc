@@ -73,7 +73,8 @@ int thin_metadata_unpack_main(int argc, char** argv) {
     const std::string out = vm["output"].as<std::string>();
 
     struct stat st;
-    if (::stat(in.c_str(), &st) != 0) return report({Errc::kNotFound, "Couldn't find input file '" + in + "'"});
+    if (::stat(in.c_str(), &st) != 0)
+      return report({Errc::kNotFound, "Couldn't find input file '" + in + "'"});
     if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
       return report({Errc::kInvalidArgument, "Not a block device or regular file '" + in + "'."});
     int in_fd = ::open(in.c_str(), O_RDONLY | O_CLOEXEC);
@@ -94,7 +95,8 @@ int thin_metadata_unpack_main(int argc, char** argv) {
     struct stat ost;
     bool exists = ::stat(out.c_str(), &ost) == 0;
     if (exists && S_ISDIR(ost.st_mode))
-      return refuse({Errc::kInvalidArgument, "Couldn't open output file '" + out + "': Is a directory"});
+      return refuse(
+          {Errc::kInvalidArgument, "Couldn't open output file '" + out + "': Is a directory"});
     if (exists && !S_ISREG(ost.st_mode) && !S_ISBLK(ost.st_mode))
       return refuse({Errc::kInvalidArgument, "Not a block device or regular file '" + out + "'."});
     if (same_file(in, out))
@@ -117,13 +119,17 @@ int thin_metadata_unpack_main(int argc, char** argv) {
     if (!io) return refuse(io.error());
     if ((*io)->nr_blocks() < header->nr_blocks)
       return refuse({Errc::kTooSmall, "Output device '" + out + "' is too small: the pack holds " +
-                                          std::to_string(header->nr_blocks) + " blocks of 4096 bytes, the device " +
+                                          std::to_string(header->nr_blocks) +
+                                          " blocks of 4096 bytes, the device " +
                                           std::to_string((*io)->nr_blocks())});
     int zero_fd = device ? ::open(out.c_str(), O_WRONLY | O_CLOEXEC) : -1;
-    if (device && zero_fd < 0) return refuse({Errc::kIo, errno_text("Couldn't open output file", out)});
+    if (device && zero_fd < 0)
+      return refuse({Errc::kIo, errno_text("Couldn't open output file", out)});
     pdata::pack::ZeroRange zero;
     if (device)
-      zero = [&](pdata::BlockAddr b, pdata::BlockAddr e) { return zero_device(zero_fd, **io, b, e); };
+      zero = [&](pdata::BlockAddr b, pdata::BlockAddr e) {
+        return zero_device(zero_fd, **io, b, e);
+      };
     auto stats = pdata::pack::unpack(in_fd, in_size, *header, **io, zero);
     if (zero_fd >= 0) ::close(zero_fd);
     ::close(in_fd);

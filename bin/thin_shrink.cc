@@ -118,13 +118,16 @@ int thin_shrink_main(int argc, char** argv) {
       if (::stat(in.c_str(), &st) != 0)
         return report({Errc::kNotFound, "Couldn't find input file '" + in + "'"});
       if (!S_ISREG(st.st_mode))
-        return report({Errc::kInvalidArgument, "Not a regular file '" + in + "' (the XML is read twice)."});
+        return report(
+            {Errc::kInvalidArgument, "Not a regular file '" + in + "' (the XML is read twice)."});
       xml_fd = ::open(in.c_str(), O_RDONLY | O_CLOEXEC);
       if (xml_fd < 0)
-        return report({Errc::kIo, "Couldn't open input file '" + in + "': " + std::strerror(errno)});
+        return report(
+            {Errc::kIo, "Couldn't open input file '" + in + "': " + std::strerror(errno)});
       source = [&](thin::MetadataSink& s) -> Result<> {
         if (::lseek(xml_fd, 0, SEEK_SET) != 0)
-          return fail(Errc::kIo, "Couldn't rewind input file '" + in + "': " + std::strerror(errno));
+          return fail(Errc::kIo,
+                      "Couldn't rewind input file '" + in + "': " + std::strerror(errno));
         return xml::read_metadata(xml_fd, s);
       };
     }

@@ -246,7 +246,8 @@ class Decoder {
     return true;
   }
   bool take_operand(unsigned w, std::uint64_t& v) {
-    if (w != 1 && w != 2 && w != 4 && w != 8) return fail("operand of bad width " + std::to_string(w));
+    if (w != 1 && w != 2 && w != 4 && w != 8)
+      return fail("operand of bad width " + std::to_string(w));
     if (!need(w)) return false;
     v = 0;
     for (unsigned i = 0; i < w; ++i) v |= std::uint64_t{p_[pos_ + i]} << (8 * i);

@@ -29,7 +29,8 @@ Result<> pread_all(int fd, std::uint8_t* p, std::size_t len, std::uint64_t off) 
   while (len > 0) {
     ssize_t n = ::pread(fd, p, len, static_cast<off_t>(off));
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail(Errc::kIo, std::string("Couldn't read the pack file: ") + std::strerror(errno));
+    if (n < 0)
+      return fail(Errc::kIo, std::string("Couldn't read the pack file: ") + std::strerror(errno));
     if (n == 0) return fail(Errc::kIo, "failed to fill whole buffer: the pack file ended early");
     p += n;
     len -= static_cast<std::size_t>(n);
@@ -212,17 +213,21 @@ class FrameJob {
 Result<PackHeader> read_header(int fd) {
   std::uint8_t h[kHeaderBytes];
   ssize_t n = ::pread(fd, h, sizeof h, 0);
-  if (n < 0) return fail(Errc::kIo, std::string("Couldn't read the pack file: ") + std::strerror(errno));
-  if (n < 8) return fail(Errc::kBadFormat, "failed to fill whole buffer: not a pack file (too short)");
+  if (n < 0)
+    return fail(Errc::kIo, std::string("Couldn't read the pack file: ") + std::strerror(errno));
+  if (n < 8)
+    return fail(Errc::kBadFormat, "failed to fill whole buffer: not a pack file (too short)");
   if (load_le64(h) != kMagic) return fail(Errc::kBadFormat, "Not a pack file");
   if (n < static_cast<ssize_t>(kHeaderBytes))
     return fail(Errc::kBadFormat, "failed to fill whole buffer: the pack header is truncated");
   if (load_le64(h + 8) != kVersion)
-    return fail(Errc::kBadFormat, "unsupported pack file version (" + std::to_string(kVersion) + ").");
+    return fail(Errc::kBadFormat,
+                "unsupported pack file version (" + std::to_string(kVersion) + ").");
   if (load_le64(h + 16) != kPackBlockSize) return fail(Errc::kBadFormat, "block size is not 4096");
   PackHeader ph;
   ph.nr_blocks = load_le64(h + 24);
-  if (ph.nr_blocks == 0) return fail(Errc::kBadFormat, "the pack file describes a device of 0 blocks");
+  if (ph.nr_blocks == 0)
+    return fail(Errc::kBadFormat, "the pack file describes a device of 0 blocks");
   if (ph.nr_blocks > kMaxPackBlocks)
     return fail(Errc::kBadFormat, "the pack file describes a device of " +
                                       std::to_string(ph.nr_blocks) + " blocks (more than 16 TiB)");

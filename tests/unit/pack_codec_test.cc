@@ -67,7 +67,8 @@ void expect_round_trip(const std::uint8_t* block, PackedKind kind) {
   std::uint64_t nr = 0;
   std::size_t used = 0;
   std::string err;
-  ASSERT_EQ(decode_record(r.data(), r.size(), out.data(), nr, used, err), DecodeStatus::kDone) << err;
+  ASSERT_EQ(decode_record(r.data(), r.size(), out.data(), nr, used, err), DecodeStatus::kDone)
+      << err;
   EXPECT_EQ(used, r.size());  // nothing after the 4096th byte
   EXPECT_EQ(nr, 42u);
   EXPECT_EQ(std::memcmp(out.data(), block, kBlockSize), 0);
@@ -246,7 +247,8 @@ TEST(PackCodec, HostileProgramsNeverCrash) {
       prog.resize(prog.size() - rng() % std::min<std::size_t>(prog.size(), 8));
     } else {
       prog.resize(rng() % 64);
-      for (auto& b : prog) b = static_cast<std::uint8_t>(rng() % 4 ? (rng() % 12) << 4 | rng() % 16 : rng());
+      for (auto& b : prog)
+        b = static_cast<std::uint8_t>(rng() % 4 ? (rng() % 12) << 4 | rng() % 16 : rng());
     }
     Bytes r = record(1, prog);
     std::uint64_t nr = 0;

@@ -96,7 +96,8 @@ TEST(Shrink, MovesHighBlocksIntoLowHolesAndKeepsSharing) {
     }
   }
   // Shared: device 2's 95-99 follow device 1's 95-99.
-  for (int i = 0; i < 5; ++i) EXPECT_EQ(after[1][static_cast<std::size_t>(i)], after[0][20 + static_cast<std::size_t>(i)]);
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(after[1][static_cast<std::size_t>(i)], after[0][20 + static_cast<std::size_t>(i)]);
   // Times and virtual blocks kept.
   EXPECT_EQ(out.devs[0].runs.back().time, 2u);
   EXPECT_EQ(out.devs[0].runs.back().thin_begin + out.devs[0].runs.back().len, 25u);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // thin_receive: applies a thin_send stream from stdin to a block device or a file.
 #include <sys/stat.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,7 +27,7 @@ const char* const kUsage =
     "  {-f|--force}                  apply an incremental stream whatever TARGET is recorded to hold\n"
     "  {--state-dir} <dir>           where what TARGET holds is recorded\n"
     "                                (default $THINMETA_RECEIVE_STATE_DIR or /var/lib/thinmeta/receive)\n"
-    "  {--buffer-size-meg} <MiB>     writes in flight at most (default 64)\n"
+    "  {--buffer-size-meg} <MiB>     writes in flight at most (default 16)\n"
     "  {-v|--verbose}                progress and a summary on stderr\n"
     "  {--progress|--no-progress}\n"
     "  {-h|--help}\n"
@@ -103,6 +104,9 @@ int thin_receive_main(int argc, char** argv) {
     }
     o.copier.engine = pdata::engine_from_env();
     o.discard_block_bytes = o.dry_run ? 0 : thin_discard_block(o.target);
+    // A pipe of 1 MiB (the default maximum) instead of 64 KiB: a sixteenth of the wake-ups
+    // between thin_send and thin_receive. Fails harmlessly on anything but a pipe.
+    (void)::fcntl(STDIN_FILENO, F_SETPIPE_SZ, 1 << 20);
     o.stop = &g_stop;
     catch_signals();
 

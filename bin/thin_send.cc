@@ -3,6 +3,7 @@
 // checksummed stream (data-plane/STREAM.md) for thin_receive. Device paths are resolved through
 // the device-mapper tables and read from a held metadata snapshot; the low-level form reads
 // image files (--metadata-dev, --data-dev, --size).
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -30,7 +31,7 @@ const char* const kUsage =
     "  {-n|--dry-run}                print what the stream would carry, read no data\n"
     "  {--mapped-only}               provisioned ranges only, no unmap records\n"
     "  {--resume} <token>            finish an interrupted transfer (token from thin_receive)\n"
-    "  {--buffer-size-meg} <MiB>     data read ahead at most (default 64)\n"
+    "  {--buffer-size-meg} <MiB>     data read ahead at most (default 16)\n"
     "  {-v|--verbose}                progress and a summary on stderr\n"
     "  {--progress|--no-progress}\n"
     "  {--metadata-dev} <file>       low-level form: pool metadata (image or device)\n"
@@ -202,6 +203,9 @@ int thin_send_main(int argc, char** argv) {
       throw UsageError{"refusing to write a binary stream to a terminal (redirect stdout or use -o)"};
     }
 
+    // A pipe of 1 MiB (the default maximum) instead of 64 KiB: a sixteenth of the wake-ups
+    // between thin_send and thin_receive. Fails harmlessly on anything but a pipe.
+    (void)::fcntl(fd, F_SETPIPE_SZ, 1 << 20);
     bool show = progress_wanted(vm) || (verbose && !vm.count("no-progress"));
     std::uint64_t total = 0;
     if (show) {

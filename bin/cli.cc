@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "bin/cli.h"
 
+#include "bin/cleanup.h"
+
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -171,59 +175,207 @@ Result<> confirm_overwrite(const std::string& path, bool force) {
   return fail(Errc::kInvalidArgument, "Output file not overwritten");
 }
 
-bool same_file(const std::string& a, const std::string& b) {
-  struct stat sa, sb;
-  if (::stat(a.c_str(), &sa) != 0 || ::stat(b.c_str(), &sb) != 0) return false;
-  if (S_ISBLK(sa.st_mode) && S_ISBLK(sb.st_mode)) return sa.st_rdev == sb.st_rdev;
-  return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+bool same_file(const std::string& a, const std::string& b) { return same_storage(a, b); }
+
+namespace {
+
+std::string errno_text() { return std::strerror(errno); }
+
+// /proc/self/fd/N, /dev/fd/N, /dev/stdout, /dev/stderr: the descriptor N already open here.
+std::optional<int> own_descriptor(const std::string& path) {
+  if (path == "/dev/stdout") return STDOUT_FILENO;
+  if (path == "/dev/stderr") return STDERR_FILENO;
+  for (const char* prefix : {"/proc/self/fd/", "/dev/fd/"}) {
+    std::string p = prefix;
+    if (path.rfind(p, 0) != 0 || path.size() == p.size()) continue;
+    int n = 0;
+    auto r = std::from_chars(path.data() + p.size(), path.data() + path.size(), n);
+    if (r.ec == std::errc() && r.ptr == path.data() + path.size()) return n;
+  }
+  return std::nullopt;
+}
+
+// Follows symlinks (at most 40) to the path the data is written to; a dangling link gives the
+// path it points at (the file is created there).
+Result<std::string> resolve_links(const std::string& path) {
+  std::string cur = path;
+  for (int i = 0; i < 40; ++i) {
+    struct stat st;
+    if (::lstat(cur.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return cur;
+    std::string target(static_cast<std::size_t>(st.st_size > 0 ? st.st_size : 4096) + 1, '\0');
+    ssize_t n = ::readlink(cur.c_str(), target.data(), target.size());
+    if (n < 0) return fail(Errc::kIo, "Couldn't read link '" + cur + "': " + errno_text());
+    target.resize(static_cast<std::size_t>(n));
+    if (!target.empty() && target[0] != '/') {
+      auto slash = cur.rfind('/');
+      if (slash != std::string::npos) target = cur.substr(0, slash + 1) + target;
+    }
+    cur = target;
+  }
+  return fail(Errc::kInvalidArgument, "Couldn't create output file '" + path +
+                                          "': Too many levels of symbolic links");
+}
+
+mode_t current_umask() {
+  mode_t m = ::umask(022);
+  ::umask(m);
+  return m;
+}
+
+}  // namespace
+
+OutputFile::OutputFile(std::string path, std::string tmp, int fd)
+    : path_(std::move(path)), tmp_(std::move(tmp)), fd_(fd) {
+  if (!tmp_.empty()) cleanup_slot_ = register_cleanup(tmp_);
 }
 
 Result<OutputFile> OutputFile::open(const std::string& path) {
-  struct stat st;
-  bool exists = ::stat(path.c_str(), &st) == 0;
-  if (exists && !S_ISREG(st.st_mode)) {
-    if (S_ISDIR(st.st_mode))
-      return fail(Errc::kInvalidArgument, "Couldn't create output file '" + path +
-                                              "': Is a directory");
-    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-      return fail(Errc::kIo, "Couldn't open output file '" + path + "': " + std::strerror(errno));
+  auto cant = [&](const std::string& why) {
+    return fail(Errc::kIo, "Couldn't create output file '" + path + "': " + why);
+  };
+  if (auto n = own_descriptor(path)) {
+    int fd = ::fcntl(*n, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) return cant(errno_text());
+    int fl = ::fcntl(fd, F_GETFL);
+    if ((fl & O_ACCMODE) == O_RDONLY) {
+      ::close(fd);
+      return cant("not open for writing");
+    }
     return OutputFile(path, "", fd);
   }
-  std::string tmp = path + ".XXXXXX";
+  THINMETA_TRY(std::string target, resolve_links(path));
+  struct stat st;
+  bool exists = ::stat(target.c_str(), &st) == 0;
+  if (exists && S_ISDIR(st.st_mode)) return cant("Is a directory");
+  if (exists && !S_ISREG(st.st_mode)) {  // a device, a pipe, a socket: in place
+    int fd = ::open(target.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+      return fail(Errc::kIo, "Couldn't open output file '" + path + "': " + errno_text());
+    return OutputFile(path, "", fd);
+  }
+  if (exists && st.st_nlink > 1)
+    return fail(Errc::kInvalidArgument,
+                "Output file '" + path + "' has " + std::to_string(st.st_nlink) +
+                    " hard links: replacing it would split them; remove the other links or "
+                    "write to another path");
+  // In place: a writable file that cannot be replaced (read-only directory, another owner).
+  auto in_place = [&]() -> Result<OutputFile> {
+    int fd = ::open(target.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+    if (fd < 0) return cant(errno_text());
+    return OutputFile(target, "", fd);
+  };
+  std::string tmp = target + ".XXXXXX";
   int fd = ::mkstemp(tmp.data());
-  if (fd < 0)
-    return fail(Errc::kIo, "Couldn't create output file '" + path + "': " + std::strerror(errno));
-  ::fchmod(fd, exists ? (st.st_mode & 07777) : 0644);
-  return OutputFile(path, tmp, fd);
+  if (fd < 0) {
+    int err = errno;
+    if (exists && (err == EACCES || err == EROFS || err == EPERM)) return in_place();
+    errno = err;
+    return cant(errno_text());
+  }
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  OutputFile out(target, tmp, fd);
+  if (out.cleanup_slot_ < 0) {
+    return cant("too many temporary files");
+  }
+  if (exists) {
+    if ((st.st_uid != ::geteuid() || st.st_gid != ::getegid()) &&
+        ::fchown(fd, st.st_uid, st.st_gid) != 0) {
+      auto r = in_place();  // out's destructor removes the temporary
+      return r;
+    }
+    ::fchmod(fd, st.st_mode & 07777);
+  } else {
+    ::fchmod(fd, 0666 & ~current_umask());
+  }
+  return out;
 }
 
-OutputFile::OutputFile(OutputFile&& o) noexcept : path_(o.path_), tmp_(o.tmp_), fd_(o.fd_) {
+OutputFile::OutputFile(OutputFile&& o) noexcept
+    : path_(o.path_), tmp_(o.tmp_), fd_(o.fd_), cleanup_slot_(o.cleanup_slot_) {
   o.fd_ = -1;
   o.tmp_.clear();
+  o.cleanup_slot_ = -1;
 }
 
 OutputFile::~OutputFile() {
   if (fd_ >= 0) ::close(fd_);
   if (!tmp_.empty()) ::unlink(tmp_.c_str());
+  unregister_cleanup(cleanup_slot_);
 }
 
 Result<> OutputFile::commit() {
   if (fd_ < 0) return {};
   if (!tmp_.empty() && ::fsync(fd_) != 0)
-    return fail(Errc::kIo, "Couldn't write output file '" + path_ + "': " + std::strerror(errno));
+    return fail(Errc::kIo, "Couldn't write output file '" + path_ + "': " + errno_text());
   if (::close(fd_) != 0) {
     fd_ = -1;
-    return fail(Errc::kIo, "Couldn't write output file '" + path_ + "': " + std::strerror(errno));
+    return fail(Errc::kIo, "Couldn't write output file '" + path_ + "': " + errno_text());
   }
   fd_ = -1;
   if (!tmp_.empty()) {
     if (::rename(tmp_.c_str(), path_.c_str()) != 0)
-      return fail(Errc::kIo, "Couldn't create output file '" + path_ + "': " +
-                                 std::strerror(errno));
+      return fail(Errc::kIo, "Couldn't create output file '" + path_ + "': " + errno_text());
     tmp_.clear();
+    unregister_cleanup(cleanup_slot_);
+    cleanup_slot_ = -1;
   }
   return {};
+}
+
+namespace {
+// (device, inode) of the storage behind a path: a loop device's backing file, else the path.
+std::optional<std::pair<dev_t, ino_t>> storage_id(const std::string& path, bool follow_loop) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  if (S_ISBLK(st.st_mode)) {
+    if (follow_loop) {
+      std::string sys = "/sys/dev/block/" + std::to_string(major(st.st_rdev)) + ":" +
+                        std::to_string(minor(st.st_rdev)) + "/loop/backing_file";
+      int fd = ::open(sys.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd >= 0) {
+        char buf[4096];
+        ssize_t n = ::read(fd, buf, sizeof buf - 1);
+        ::close(fd);
+        if (n > 0) {
+          std::string backing(buf, static_cast<std::size_t>(n));
+          while (!backing.empty() && backing.back() == '\n') backing.pop_back();
+          if (auto id = storage_id(backing, false)) return id;
+        }
+      }
+    }
+    return std::make_pair(dev_t{0}, static_cast<ino_t>(st.st_rdev));
+  }
+  return std::make_pair(st.st_dev, st.st_ino);
+}
+}  // namespace
+
+bool same_storage(const std::string& a, const std::string& b) {
+  auto x = storage_id(a, true), y = storage_id(b, true);
+  if (x && y && *x == *y) return true;
+  auto x2 = storage_id(a, false), y2 = storage_id(b, false);
+  return x2 && y2 && *x2 == *y2;
+}
+
+Result<> lock_output(int fd, const std::string& path) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return {};
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return {};
+  if (errno == EWOULDBLOCK)
+    return fail(Errc::kInvalidArgument, "Output file '" + path +
+                                            "' is being written by another process");
+  return {};  // file systems without flock: as before
+}
+
+Result<OutputLock> OutputLock::take(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return OutputLock(-1);  // the open that follows reports it
+  OutputLock lock(fd);
+  THINMETA_CHECK(lock_output(fd, path));
+  return lock;
+}
+
+OutputLock::~OutputLock() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 }  // namespace thinmeta::cli

@@ -85,12 +85,22 @@ Result<> check_output(const std::string& path);
 // sure? [y/n]: `. Anything else fails with "Output file not overwritten".
 Result<> confirm_overwrite(const std::string& path, bool force);
 
-// Whether two paths name the same file or block device (false when either does not exist).
+// Whether two paths name the same file or block device, a loop device and its backing file
+// included (false when either does not exist). Same as same_storage().
 bool same_file(const std::string& a, const std::string& b);
 
-// Output to a path without ever leaving a half-written file: regular files (and new paths)
-// are written to a temporary file beside them and renamed by commit(); anything else
-// (/dev/stdout, a pipe) is written directly. Without commit() the temporary is removed.
+// Output to a path without ever leaving a half-written file (the rules are in the man pages of
+// thin_dump and thin_metadata_pack):
+// - a regular file (new or replaced) is written to a temporary file beside it and renamed by
+//   commit(); a symlink is followed and the temporary made beside its target, so the link
+//   stays a link. A new file gets 0666 & ~umask; a replaced one keeps its mode and owner. The
+//   temporary is removed on every exit path, SIGINT/SIGTERM/SIGHUP/SIGQUIT included
+//   (bin/cleanup.h); without commit() the old file is untouched.
+// - devices, pipes, sockets and /proc/self/fd, /dev/fd/N, /dev/std* paths are written in place
+//   (an already open descriptor is used through a dup, so a shell's `>>` still appends).
+// - a regular file with other hard links is refused (a rename would split the links), and so
+//   is one that cannot be replaced (its directory is read-only, or its owner cannot be kept)
+//   unless it can be written in place: it is then truncated and written in place.
 class OutputFile {
  public:
   static Result<OutputFile> open(const std::string& path);
@@ -101,9 +111,33 @@ class OutputFile {
   Result<> commit();
 
  private:
-  OutputFile(std::string path, std::string tmp, int fd) : path_(path), tmp_(tmp), fd_(fd) {}
+  OutputFile(std::string path, std::string tmp, int fd);
   std::string path_, tmp_;
   int fd_ = -1;
+  int cleanup_slot_ = -1;
+};
+
+// Whether two paths name the same storage: the same inode, the same block device, or a loop
+// device and the file behind it (either way round).
+bool same_storage(const std::string& a, const std::string& b);
+
+// Takes an exclusive advisory lock (flock) on a regular file that a tool is about to write, so
+// a second writer of the same file is refused instead of interleaving; no-op for devices
+// (O_EXCL protects those). The lock lasts while `fd` is open.
+Result<> lock_output(int fd, const std::string& path);
+
+// Opens `path` only to hold lock_output() on it until destroyed (thin_restore, thin_repair,
+// thin_check --auto-repair: the engine's own descriptor stays private to persistent-data).
+class OutputLock {
+ public:
+  static Result<OutputLock> take(const std::string& path);
+  OutputLock(OutputLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  OutputLock& operator=(OutputLock&&) = delete;
+  ~OutputLock();
+
+ private:
+  explicit OutputLock(int fd) : fd_(fd) {}
+  int fd_;
 };
 
 }  // namespace thinmeta::cli

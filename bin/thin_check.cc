@@ -135,6 +135,12 @@ int thin_check_main(int argc, char** argv) {
     thin::InputOptions io_opts;
     io_opts.exclusive = !copts.metadata_snap;
     io_opts.writable = auto_repair || clear_flag;
+    std::optional<OutputLock> lock;  // --auto-repair / --clear-needs-check-flag write it
+    if (io_opts.writable) {
+      auto l = OutputLock::take(*input);
+      if (!l) return report(l.error());
+      lock.emplace(std::move(*l));
+    }
     auto io = thin::open_input(*input, io_opts);
     if (!io) {
       const Error& e = io.error();

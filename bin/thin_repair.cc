@@ -73,8 +73,10 @@ int thin_repair_main(int argc, char** argv) {
     if (auto r = check_output(out); !r) return report(r.error());
     auto io = thin::open_input(in, thin::InputOptions{});
     if (!io) return report(io.error());
-    if (same_file(in, out)) return report(Error{Errc::kInvalidArgument,
-                                                "The input and the output are the same device."});
+    if (same_file(in, out))
+      return report(Error{Errc::kInvalidArgument, "The input and the output are the same device."});
+    auto lock = OutputLock::take(out);  // a second writer of the same file is refused
+    if (!lock) return report(lock.error());
 
     // Everything is read and checked before the output is opened for writing. The repairing
     // walk runs twice (count, then build: memory does not grow with the mappings) unless what

@@ -83,6 +83,15 @@ int thin_restore_main(int argc, char** argv) {
     if (auto r = check_output(out); !r) return report(r.error());
     auto fd = open_input(in);
     if (!fd) return report(fd.error());
+    if (same_file(in, out)) {
+      ::close(*fd);
+      return report(Error{Errc::kInvalidArgument, "The input and the output are the same file."});
+    }
+    auto lock = OutputLock::take(out);  // a second writer of the same file is refused
+    if (!lock) {
+      ::close(*fd);
+      return report(lock.error());
+    }
 
     // Parse and validate everything before the output is opened for writing. A regular file
     // is read twice (validate and count, then build), so memory does not grow with the

@@ -73,6 +73,10 @@ Result<Superblock> validate_superblock(const std::uint8_t* b, BlockAddr where) {
   if (load_le32(b) != block_checksum(b, BlockKind::kSuperblock)) {
     bool zero = true;
     for (std::size_t i = 0; i < kBlockSize && zero; ++i) zero = b[i] == 0;
+    if (zero && where == 0)
+      return fail(Errc::kChecksum, "bad checksum in " + what +
+                                       " (it is all zeroes, as an interrupted or failed "
+                                       "thin_restore or thin_repair leaves it: run it again)");
     if (zero) return fail(Errc::kChecksum, "bad checksum in " + what + " (it is all zeroes)");
     return fail(Errc::kChecksum, "bad checksum in " + what);
   }

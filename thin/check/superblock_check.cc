@@ -47,7 +47,13 @@ std::optional<Superblock> read_checked(Context& ctx, BlockAddr where, const std:
   }
   std::uint32_t wanted = pdata::block_checksum(buf.data(), pdata::BlockKind::kSuperblock);
   if (pdata::load_le32(buf.data()) != wanted) {
+    bool zero = std::all_of(buf.data(), buf.data() + pdata::kBlockSize,
+                            [](std::uint8_t c) { return c == 0; });
     ctx.fatal(what + " is corrupt", "bad checksum in superblock, wanted " + std::to_string(wanted));
+    if (zero && where == 0)
+      ctx.report.problem(Severity::kFatal,
+                         "the superblock is all zeroes, as an interrupted or failed thin_restore "
+                         "or thin_repair leaves it: run thin_restore or thin_repair again", "");
     return std::nullopt;
   }
   Superblock sb = decode_superblock(buf.data());

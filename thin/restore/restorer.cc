@@ -112,6 +112,11 @@ Result<> Restorer::map(const MappingRun& run) {
   if (run.time > kMaxTime)
     return invalid("time " + std::to_string(run.time) + " in a mapping is too large (max " +
                    std::to_string(kMaxTime) + ")");
+  if (!opts_.time_covers_mappings && run.time > sb_.time)
+    return invalid("mapping time " + std::to_string(run.time) +
+                   " is newer than the superblock time " + std::to_string(sb_.time) +
+                   ": the kernel would take a shared block for an unshared one; fix the "
+                   "superblock's time attribute");
   if (run.len == 0) return {};
   max_time_ = std::max(max_time_, run.time);
   if (run.thin_begin > std::numeric_limits<std::uint64_t>::max() - run.len)

@@ -1,10 +1,16 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "persistent-data/helper_thread.h"
 
+#include <algorithm>
+#include <atomic>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
+#include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 namespace thinmeta::pdata {
 namespace {
@@ -49,7 +55,98 @@ class Helper {
   std::thread t_;
 };
 
+// One run_parallel call: indices are claimed one at a time by whoever runs it.
+struct ParallelJob {
+  const std::function<void(std::size_t)>* fn;
+  std::size_t n;
+  std::atomic<std::size_t> next{0};
+  std::size_t done = 0;  // under m
+  std::mutex m;
+  std::condition_variable cv;
+
+  // Runs indices until none is left.
+  void work() {
+    std::size_t ran = 0;
+    for (std::size_t i; (i = next.fetch_add(1)) < n; ++ran) (*fn)(i);
+    if (!ran) return;
+    std::lock_guard<std::mutex> l(m);
+    done += ran;
+    if (done == n) cv.notify_all();
+  }
+};
+
+class Pool {
+ public:
+  explicit Pool(unsigned threads) : want_(threads) {}
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> l(m_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  void run(std::size_t n, const std::function<void(std::size_t)>& fn) {
+    auto job = std::make_shared<ParallelJob>();
+    job->fn = &fn;
+    job->n = n;
+    std::size_t helpers = std::min<std::size_t>(want_, n - 1);
+    {
+      std::lock_guard<std::mutex> l(m_);
+      while (threads_.size() < helpers) threads_.emplace_back([this] { loop(); });
+      for (std::size_t k = 0; k < helpers; ++k) q_.push_back(job);
+    }
+    cv_.notify_all();
+    job->work();
+    std::unique_lock<std::mutex> l(job->m);
+    job->cv.wait(l, [&] { return job->done == n; });
+  }
+
+ private:
+  void loop() {
+    for (;;) {
+      std::shared_ptr<ParallelJob> job;
+      {
+        std::unique_lock<std::mutex> l(m_);
+        cv_.wait(l, [this] { return stop_ || !q_.empty(); });
+        if (q_.empty()) return;  // stopping, nothing left
+        job = std::move(q_.front());
+        q_.pop_front();
+      }
+      job->work();  // a job already finished by others just finds no index left
+    }
+  }
+  std::size_t want_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<ParallelJob>> q_;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
 }  // namespace
+
+unsigned worker_count() {
+  static const unsigned count = [] {
+    if (const char* e = std::getenv("THINMETA_THREADS")) {
+      char* end = nullptr;
+      long v = std::strtol(e, &end, 10);
+      if (end != e && *end == '\0' && v >= 1 && v <= 64) return static_cast<unsigned>(v);
+    }
+    return std::clamp(std::thread::hardware_concurrency(), 1u, 64u);
+  }();
+  return count;
+}
+
+void run_parallel(std::size_t n, const std::function<void(std::size_t)>& fn) {
+  if (n == 0) return;
+  if (n == 1 || worker_count() == 1) {
+    for (std::size_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  static Pool pool(worker_count() - 1);
+  pool.run(n, fn);
+}
 
 void run_on_helper(std::function<void()> fn, unsigned lane) {
   static Helper helpers[kHelperLanes];

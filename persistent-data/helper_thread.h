@@ -47,6 +47,16 @@ inline constexpr unsigned kHelperLanes = 2;
 // Queues fn for the helper thread of `lane`.
 void run_on_helper(std::function<void()> fn, unsigned lane = 0);
 
+// Threads that share decoding work (checksums, page-cache copies): $THINMETA_THREADS when it is
+// a number from 1 to 64, else the machine's cores (at most 64). 1: everything runs where it
+// ran before the pool existed (the caller or a helper lane), no pool thread is started.
+unsigned worker_count();
+
+// Runs fn(0) .. fn(n - 1) on the caller and up to worker_count() - 1 pool threads (started on
+// first use) and returns once all have run. Calls with distinct indices run concurrently, in
+// any order: fn writes only what its index owns. Must not be called from fn itself.
+void run_parallel(std::size_t n, const std::function<void(std::size_t)>& fn);
+
 template <typename F>
 auto on_helper(F fn, unsigned lane = 0) -> Pending<decltype(fn())> {
   using R = decltype(fn());

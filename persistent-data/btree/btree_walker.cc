@@ -51,6 +51,7 @@ class Walker {
  public:
   static constexpr std::size_t kMaxBatch = 256;
   static constexpr std::size_t kMinAsync = 64;  // smaller batches are read when their turn comes
+  static constexpr std::size_t kMinSlice = 32;  // blocks a worker takes at least
 
   Walker(IoEngine& io, const WalkOptions& opts, BtreeVisitor& v)
       : io_(io), opts_(opts), v_(v), bufs_(BufferPool::get().take()) {}
@@ -206,10 +207,27 @@ class Walker {
     // Engines serialise concurrent batches (visitors may read too, e.g. space map bitmaps).
     // Checksums are verified on the reading thread: the visiting thread has the rest to do.
     b.verified.assign(b.addrs.size(), 0);
+    // With worker threads, the batch is cut into slices, each checksummed (and, where the
+    // engine reads in parallel, read) by one of them. Only the checks run out of order.
     auto read = [this, &b] {
-      io_.read_many(b.addrs, b.bufs->data(), b.errs);
-      for (std::size_t k = 0; k < b.addrs.size(); ++k)
-        b.verified[k] = !b.errs[k] && !validate_block(b.bufs->block(k), b.addrs[k], BlockKind::kNode);
+      std::size_t n = b.addrs.size();
+      std::size_t slices = std::min<std::size_t>(worker_count(), n / kMinSlice);
+      bool split_reads = slices > 1 && io_.parallel_reads();
+      if (!split_reads) io_.read_many(b.addrs, b.bufs->data(), b.errs);
+      auto slice = [&](std::size_t s) {
+        std::size_t lo = n * s / std::max<std::size_t>(slices, 1);
+        std::size_t hi = n * (s + 1) / std::max<std::size_t>(slices, 1);
+        if (split_reads)
+          io_.read_many(std::span<const BlockAddr>(b.addrs).subspan(lo, hi - lo),
+                        b.bufs->block(lo), std::span<int>(b.errs).subspan(lo, hi - lo));
+        for (std::size_t k = lo; k < hi; ++k)
+          b.verified[k] =
+              !b.errs[k] && !validate_block(b.bufs->block(k), b.addrs[k], BlockKind::kNode);
+      };
+      if (slices > 1)
+        run_parallel(slices, slice);
+      else
+        slice(0);
     };
     if (async)
       b.done = on_helper(read);

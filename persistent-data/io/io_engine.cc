@@ -37,6 +37,7 @@ class MemoryEngine final : public IoEngine {
  public:
   explicit MemoryEngine(BlockAddr nr) : nr_(nr), data_(nr * kBlockSize, 0) {}
   BlockAddr nr_blocks() const override { return nr_; }
+  bool parallel_reads() const override { return true; }  // reads only copy out
   void read_many(std::span<const BlockAddr> addrs, std::uint8_t* bufs,
                  std::span<int> errs) override {
     for (std::size_t i = 0; i < addrs.size(); ++i) {

@@ -40,6 +40,10 @@ class IoEngine {
   // From now on, gap blocks `sink` wants go to it (engines that read no gaps ignore this).
   // nullptr stops it; the caller makes sure no read is in flight then.
   virtual void set_gap_sink(GapSink*) {}
+  // Whether read_many calls from several threads at once run in parallel (pread on the page
+  // cache, memory) rather than one after the other (the asynchronous engines serialise): a
+  // walk then splits a batch's reads over its worker threads.
+  virtual bool parallel_reads() const { return false; }
 
   Result<> read(BlockAddr addr, std::uint8_t* buf);
   Result<> write(BlockAddr addr, const std::uint8_t* buf);

@@ -17,6 +17,7 @@ class SyncEngine final : public IoEngine {
   SyncEngine(int fd, std::uint64_t size) : fd_(fd), nr_(size / kBlockSize) {}
   ~SyncEngine() override { ::close(fd_); }
   BlockAddr nr_blocks() const override { return nr_; }
+  bool parallel_reads() const override { return true; }  // pread: no state
 
   void read_many(std::span<const BlockAddr> addrs, std::uint8_t* bufs,
                  std::span<int> errs) override {

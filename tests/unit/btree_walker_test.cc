@@ -169,3 +169,23 @@ TEST(BtreeWalker, StopEndsTheWalk) {
   EXPECT_EQ(walk_btree(*io, 1, opts(), v), Flow::kStop);
   EXPECT_EQ(v.keys.size(), 100u);
 }
+
+// A batch of 200 leaves is cut into slices checksummed (and read) by several worker threads
+// (THINMETA_THREADS, else the cores): the damage found and the order of the visits are those
+// of one thread.
+TEST(BtreeWalker, WideBatchSplitOverWorkersKeepsOrderAndDamage) {
+  auto io = make_memory_engine(256);
+  auto leaves = test::two_level_tree(*io, 200, 3);
+  for (unsigned l : {0u, 63u, 64u, 150u, 199u})
+    test::mutate_block(*io, leaves[l], [](std::uint8_t* b) { b[100] ^= 1; }, false);
+  Collect c;
+  WalkOptions o = opts();
+  o.check_fill = false;  // leaves of 3 entries
+  walk_btree(*io, 1, o, c);
+  ASSERT_EQ(c.keys.size(), 195u * 3);
+  for (std::size_t i = 1; i < c.keys.size(); ++i) EXPECT_LT(c.keys[i - 1], c.keys[i]);
+  ASSERT_EQ(c.damage_seen.size(), 5u);
+  std::vector<std::uint64_t> lost;
+  for (const auto& d : c.damage_seen) lost.push_back(d.lost.begin);
+  EXPECT_EQ(lost, (std::vector<std::uint64_t>{0, 189, 192, 450, 597}));
+}

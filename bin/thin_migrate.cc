@@ -52,7 +52,8 @@ Result<std::unique_ptr<dataplane::DataDevice>> open_dest(const Options& o, std::
   d.writable = true;
   if (!o.dest_is_file) {
     if (!exists) return fail(Errc::kNotFound, "Couldn't find output device '" + o.dest + "'");
-    if (!S_ISBLK(st.st_mode)) return fail(Errc::kInvalidArgument, "'" + o.dest + "' is not a block device");
+    if (!S_ISBLK(st.st_mode))
+      return fail(Errc::kInvalidArgument, "'" + o.dest + "' is not a block device");
     d.exclusive = true;
     return dataplane::DataDevice::open(o.dest, d);
   }
@@ -80,21 +81,23 @@ Result<> migrate(const Options& o) {
   THINMETA_TRY(auto ctl, dm::Control::open());
   THINMETA_TRY(dm::ThinDevice src, dm::resolve_thin(ctl, o.source));
   if (!src.read_only)
-    return fail(Errc::kInvalidArgument,
-                "'" + o.source + "' is not a read-only device (activate it read-only: lvchange -pr, dmsetup --readonly)");
+    return fail(Errc::kInvalidArgument, "'" + o.source +
+                                            "' is not a read-only device (activate it read-only: "
+                                            "lvchange -pr, dmsetup --readonly)");
   const std::uint64_t size = src.size_sectors * 512;
   THINMETA_TRY(auto dest, open_dest(o, size));
   if (dest->size_bytes() < size)
-    return fail(Errc::kInvalidArgument, "destination '" + o.dest + "' is too small: " +
-                                            std::to_string(dest->size_bytes()) +
-                                            " bytes, the source has " + std::to_string(size));
+    return fail(Errc::kInvalidArgument,
+                "destination '" + o.dest + "' is too small: " + std::to_string(dest->size_bytes()) +
+                    " bytes, the source has " + std::to_string(size));
   std::unique_ptr<dataplane::DataDevice> origin;
   if (src.origin_dev) {
     THINMETA_TRY(origin, dataplane::DataDevice::open(src.origin_path, {}));
   }
   THINMETA_TRY(auto data, dataplane::DataDevice::open(src.pool.data_path, {}));
   if (data->size_bytes() < src.pool.nr_data_blocks() * src.pool.block_size_bytes())
-    return fail(Errc::kInvalidArgument, "data device '" + src.pool.data_path + "' is shorter than the pool");
+    return fail(Errc::kInvalidArgument,
+                "data device '" + src.pool.data_path + "' is shorter than the pool");
 
   THINMETA_TRY(auto hold, dm::MetadataSnapHold::acquire(ctl, src.pool.name));
   thin::InputOptions in;
@@ -114,7 +117,8 @@ Result<> migrate(const Options& o) {
   c.zero_unprovisioned = !(dest->created() && !o.delta_id);
   c.dest_discard_block_bytes = o.dest_is_file ? 0 : discard_zeroes(ctl, o.dest);
   c.copier.buffer_bytes = static_cast<std::size_t>(o.buffer_bytes);
-  c.copier.max_request_bytes = std::min<std::size_t>(c.copier.max_request_bytes, o.buffer_bytes / 4);
+  c.copier.max_request_bytes =
+      std::min<std::size_t>(c.copier.max_request_bytes, o.buffer_bytes / 4);
   c.copier.engine = pdata::engine_from_env();
   std::atomic<std::uint64_t> done{0};
   c.done_below = &done;
@@ -130,6 +134,7 @@ Result<> migrate(const Options& o) {
 int thin_migrate_main(int argc, char** argv) {
   return run("thin_migrate", kUsage, [&]() -> int {
     po::options_description opts;
+    // clang-format off
     opts.add_options()
         ("help,h", "")
         ("version,V", "")
@@ -140,6 +145,7 @@ int thin_migrate_main(int argc, char** argv) {
         ("buffer-size-meg", po::value<std::string>(), "")
         ("delta-id", po::value<std::string>(), "")
         ("zero-dest", "");
+    // clang-format on
     add_progress_options(opts);
     auto vm = parse(normalize_args(argc, argv, {}), opts, {});
     if (help_or_version(vm, kUsage)) return 0;
@@ -165,7 +171,8 @@ int thin_migrate_main(int argc, char** argv) {
     }
     if (vm.count("delta-id")) {
       std::uint64_t id = parse_u64(vm["delta-id"].as<std::string>(), "thin id");
-      if (id >= (1u << 24)) throw UsageError{"Couldn't parse thin id: '" + vm["delta-id"].as<std::string>() + "'"};
+      if (id >= (1u << 24))
+        throw UsageError{"Couldn't parse thin id: '" + vm["delta-id"].as<std::string>() + "'"};
       o.delta_id = static_cast<std::uint32_t>(id);
     }
     if (auto r = migrate(o); !r) return report(r.error());

@@ -38,7 +38,7 @@ class Executor final : public thin::CopyPlanSink, public ChunkSink {
       while (off < oend) {
         const std::size_t n = static_cast<std::size_t>(
             std::min<std::uint64_t>(oend - off, opts_.copier.max_request_bytes));
-        THINMETA_TRY(std::uint8_t* buf, writes_.buffer(n));
+        THINMETA_TRY(std::uint8_t * buf, writes_.buffer(n));
         THINMETA_CHECK(opts_.origin->read_at(off, buf, n));
         THINMETA_CHECK(writes_.write(off, n));
         stats_.bytes_from_origin += n;
@@ -81,10 +81,10 @@ Result<ThinCopyStats> copy_thin(pdata::IoEngine& meta, pdata::BlockAddr mapping_
                                 const ThinCopyOptions& opts) {
   if (opts.block_bytes == 0) return fail(Errc::kInvalidArgument, "data block size is zero");
   if (dest.size_bytes() < opts.size_bytes)
-    return fail(Errc::kInvalidArgument,
-                "destination '" + dest.path() + "' is too small: " +
-                    std::to_string(dest.size_bytes()) + " bytes, the source has " +
-                    std::to_string(opts.size_bytes));
+    return fail(Errc::kInvalidArgument, "destination '" + dest.path() +
+                                            "' is too small: " + std::to_string(dest.size_bytes()) +
+                                            " bytes, the source has " +
+                                            std::to_string(opts.size_bytes));
   // The buffers are shared between reading and writing.
   CopierOptions half = opts.copier;
   half.buffer_bytes = std::max<std::size_t>(opts.copier.buffer_bytes / 2, half.max_request_bytes);

@@ -7,9 +7,9 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <algorithm>
 #include <memory>
 
 namespace thinmeta::dm {
@@ -29,7 +29,9 @@ class Request {
     h->data_size = static_cast<std::uint32_t>(words_.size() * 8);
     h->data_start = sizeof(struct dm_ioctl);
   }
-  struct dm_ioctl* hdr() { return reinterpret_cast<struct dm_ioctl*>(words_.data()); }
+  struct dm_ioctl* hdr() {
+    return reinterpret_cast<struct dm_ioctl*>(words_.data());
+  }
   char* bytes() { return reinterpret_cast<char*>(words_.data()); }
   std::size_t size() const { return words_.size() * 8; }
 
@@ -68,7 +70,8 @@ DeviceInfo info_of(struct dm_ioctl* h) {
 Result<Control> Control::open() {
   int fd = ::open(kControlPath, O_RDWR | O_CLOEXEC);
   if (fd < 0)
-    return fail(Errc::kIo, std::string("cannot open ") + kControlPath + ": " + std::strerror(errno));
+    return fail(Errc::kIo,
+                std::string("cannot open ") + kControlPath + ": " + std::strerror(errno));
   return Control(fd);
 }
 
@@ -103,13 +106,15 @@ Result<std::vector<Target>> Control::table_or_status(const DevRef& ref, bool tab
     if (table) r.hdr()->flags |= DM_STATUS_TABLE_FLAG;
     if (ioctl(fd_, DM_TABLE_STATUS, r.bytes()) < 0) {
       int e = errno;
-      if (e == ENXIO) return fail(Errc::kNotFound, describe(ref) + " is not a device-mapper device");
-      return fail(Errc::kIo, std::string("device-mapper ") + (table ? "table" : "status") +
-                                 " of " + describe(ref) + ": " + std::strerror(e));
+      if (e == ENXIO)
+        return fail(Errc::kNotFound, describe(ref) + " is not a device-mapper device");
+      return fail(Errc::kIo, std::string("device-mapper ") + (table ? "table" : "status") + " of " +
+                                 describe(ref) + ": " + std::strerror(e));
     }
     auto* h = r.hdr();
     if (h->flags & DM_BUFFER_FULL_FLAG) {
-      if (size >= (64u << 20)) return fail(Errc::kIo, "device-mapper table of " + describe(ref) + " too large");
+      if (size >= (64u << 20))
+        return fail(Errc::kIo, "device-mapper table of " + describe(ref) + " too large");
       continue;
     }
     if (info) *info = info_of(h);
@@ -138,9 +143,10 @@ Result<std::vector<Target>> Control::table_or_status(const DevRef& ref, bool tab
   }
 }
 
-bool build_message_request(std::span<std::byte> buf, const std::string& name,
-                           std::uint64_t sector, const std::string& message) {
-  const std::size_t need = sizeof(struct dm_ioctl) + sizeof(struct dm_target_msg) + message.size() + 1;
+bool build_message_request(std::span<std::byte> buf, const std::string& name, std::uint64_t sector,
+                           const std::string& message) {
+  const std::size_t need =
+      sizeof(struct dm_ioctl) + sizeof(struct dm_target_msg) + message.size() + 1;
   if (buf.size() < need || name.size() >= DM_NAME_LEN ||
       reinterpret_cast<std::uintptr_t>(buf.data()) % 8 != 0)
     return false;
@@ -164,7 +170,8 @@ unsigned long message_request_number() { return DM_TARGET_MSG; }
 
 Result<std::string> Control::message(const std::string& name, std::uint64_t sector,
                                      const std::string& message) const {
-  const std::size_t size = sizeof(struct dm_ioctl) + sizeof(struct dm_target_msg) + message.size() + 4096;
+  const std::size_t size =
+      sizeof(struct dm_ioctl) + sizeof(struct dm_target_msg) + message.size() + 4096;
   std::vector<std::uint64_t> words((size + 7) / 8, 0);
   std::span<std::byte> buf(reinterpret_cast<std::byte*>(words.data()), words.size() * 8);
   if (!build_message_request(buf, name, sector, message))

@@ -58,15 +58,16 @@ class Control {
 
  private:
   explicit Control(int fd) : fd_(fd) {}
-  Result<std::vector<Target>> table_or_status(const DevRef& ref, bool table, DeviceInfo* info) const;
+  Result<std::vector<Target>> table_or_status(const DevRef& ref, bool table,
+                                              DeviceInfo* info) const;
   int fd_ = -1;
 };
 
 // Fills `buf` with a complete DM_TARGET_MSG request (message `message` to sector `sector` of
 // device `name`), for a caller that must issue it later without allocating (a signal handler:
 // ioctl(fd, DM_TARGET_MSG, buf) is async-signal-safe). False if it does not fit.
-bool build_message_request(std::span<std::byte> buf, const std::string& name,
-                           std::uint64_t sector, const std::string& message);
+bool build_message_request(std::span<std::byte> buf, const std::string& name, std::uint64_t sector,
+                           const std::string& message);
 // The request number to pass with such a buffer.
 unsigned long message_request_number();
 

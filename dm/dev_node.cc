@@ -41,13 +41,12 @@ Result<std::string> node_for(dev_t dev, const Control* ctl) {
   tried.push_back("/dev/block/" + format_dev(dev));
   for (const auto& p : tried)
     if (is_node_of(p, dev)) return p;
-  return fail(Errc::kNotFound, "no device node for " + format_dev(dev) + " (looked for " +
-                                   [&] {
-                                     std::string s;
-                                     for (const auto& p : tried) s += (s.empty() ? "" : ", ") + p;
-                                     return s;
-                                   }() +
-                                   ")");
+  return fail(
+      Errc::kNotFound, "no device node for " + format_dev(dev) + " (looked for " + [&] {
+        std::string s;
+        for (const auto& p : tried) s += (s.empty() ? "" : ", ") + p;
+        return s;
+      }() + ")");
 }
 
 Result<dev_t> block_device_number(const std::string& path) {
@@ -55,7 +54,8 @@ Result<dev_t> block_device_number(const std::string& path) {
   if (::stat(path.c_str(), &st) != 0)
     return fail(errno == ENOENT ? Errc::kNotFound : Errc::kIo,
                 "cannot stat '" + path + "': " + std::strerror(errno));
-  if (!S_ISBLK(st.st_mode)) return fail(Errc::kInvalidArgument, "'" + path + "' is not a block device");
+  if (!S_ISBLK(st.st_mode))
+    return fail(Errc::kInvalidArgument, "'" + path + "' is not a block device");
   return st.st_rdev;
 }
 

@@ -77,8 +77,9 @@ void snap_hold_on_signal(int sig) {
   }
   if (sig != SIGPIPE) {
     write_str(program_invocation_short_name);
-    write_str(sig == SIGINT ? ": interrupted (SIGINT)" : sig == SIGTERM ? ": terminated (SIGTERM)"
-                                                                         : ": hangup (SIGHUP)");
+    write_str(sig == SIGINT    ? ": interrupted (SIGINT)"
+              : sig == SIGTERM ? ": terminated (SIGTERM)"
+                               : ": hangup (SIGHUP)");
     write_str(released ? "; metadata snapshot released\n" : "\n");
   }
   // A handler installed before ours (bin/cleanup.h: temporary files) runs too; a signal it
@@ -150,7 +151,8 @@ Result<std::unique_ptr<MetadataSnapHold>> MetadataSnapHold::acquire(const Contro
     // Someone else may have reserved one meanwhile (the kernel allows one): use theirs.
     THINMETA_TRY(PoolStatus again, pool_status(ctl, pool));
     if (again.held_root)
-      return std::unique_ptr<MetadataSnapHold>(new MetadataSnapHold(ctl, pool, *again.held_root, false));
+      return std::unique_ptr<MetadataSnapHold>(
+          new MetadataSnapHold(ctl, pool, *again.held_root, false));
     return std::unexpected(r.error());
   }
   std::unique_ptr<MetadataSnapHold> hold(new MetadataSnapHold(ctl, pool, 0, true));

@@ -38,8 +38,8 @@ class MetadataSnapHold {
   MetadataSnapHold& operator=(const MetadataSnapHold&) = delete;
   ~MetadataSnapHold();  // release(), its error dropped: call release() to see it
 
-  std::uint64_t root() const { return root_; }        // the held superblock's block
-  bool reserved_here() const { return reserved_; }    // false: the pool held it already
+  std::uint64_t root() const { return root_; }      // the held superblock's block
+  bool reserved_here() const { return reserved_; }  // false: the pool held it already
   const std::string& pool_name() const { return pool_; }
   // Releases what acquire() reserved (nothing otherwise); idempotent.
   Result<> release();

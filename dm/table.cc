@@ -106,7 +106,8 @@ Result<PoolStatus> parse_pool_status(std::string_view status) {
   s.transaction_id = *t;
   if (w[3] != "-") {
     auto h = number(w[3]);
-    if (!h) return std::unexpected(bad("bad held metadata root in thin-pool status", status).error());
+    if (!h)
+      return std::unexpected(bad("bad held metadata root in thin-pool status", status).error());
     s.held_root = *h;
   }
   s.mode = std::string(w[4]);

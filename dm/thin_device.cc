@@ -16,10 +16,11 @@ Result<Target> single_target(const Control& ctl, const DevRef& ref, const std::s
       return fail(Errc::kInvalidArgument, label + " is not a device-mapper device");
     return std::unexpected(t.error());
   }
-  if (!info.live_table || t->empty()) return fail(Errc::kInvalidArgument, label + " has no active table");
+  if (!info.live_table || t->empty())
+    return fail(Errc::kInvalidArgument, label + " has no active table");
   if (t->size() != 1 || (*t)[0].start != 0 || (*t)[0].type != type) {
-    std::string got = t->size() == 1 ? "'" + (*t)[0].type + "'"
-                                     : std::to_string(t->size()) + " targets";
+    std::string got =
+        t->size() == 1 ? "'" + (*t)[0].type + "'" : std::to_string(t->size()) + " targets";
     return fail(Errc::kInvalidArgument,
                 label + " is not a " + type + " device (its table has " + got + ")");
   }

@@ -67,7 +67,9 @@ class Joiner {
 Result<pdata::BlockAddr> device_root(pdata::IoEngine& io, pdata::BlockAddr mapping_root,
                                      std::uint64_t id) {
   THINMETA_TRY(auto root, lookup_device_root(io, mapping_root, id));
-  if (!root) return fail(Errc::kNotFound, "thin device " + std::to_string(id) + " not found in the metadata");
+  if (!root)
+    return fail(Errc::kNotFound,
+                "thin device " + std::to_string(id) + " not found in the metadata");
   return *root;
 }
 

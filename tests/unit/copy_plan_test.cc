@@ -2,6 +2,8 @@
 // thin/copy_plan.h on hand-built mapping trees: a full plan, applied to an empty copy, and a
 // delta plan, applied to a copy of BASE, both give SNAP block for block; delta plans carry only
 // what differs; steps are ascending, joined, and clipped to the device size.
+#include "thin/copy_plan.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,7 +13,6 @@
 #include <vector>
 
 #include "test_support.h"
-#include "thin/copy_plan.h"
 #include "thin/device_details.h"
 
 namespace thinmeta {
@@ -109,9 +110,14 @@ TEST(CopyPlan, FullAndDeltaRebuildTheSnapshot) {
     Map snap = base;
     for (std::uint64_t v = 0; v < nr + 20; ++v) {
       switch (rng() % 8) {
-        case 0: snap[v] = next_data++; break;
-        case 1: snap.erase(v); break;
-        default: break;
+        case 0:
+          snap[v] = next_data++;
+          break;
+        case 1:
+          snap.erase(v);
+          break;
+        default:
+          break;
       }
     }
     BlockAddr next = 10;

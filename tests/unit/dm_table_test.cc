@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // dm/table.h: the table and status text the kernel prints for thin and thin-pool targets
 // (lines taken from dmsetup on Debian's 6.1 kernel and from lvm2-made pools).
-#include <sys/sysmacros.h>
-
 #include <gtest/gtest.h>
+#include <sys/sysmacros.h>
 
 #include "dm/table.h"
 
@@ -30,8 +29,8 @@ TEST(DmTable, ThinParamsWithExternalOrigin) {
 }
 
 TEST(DmTable, ThinParamsRejected) {
-  for (const char* s : {"", "253:2", "253:2 x", "253:2 16777216", "2532 1", "253:2 1 2 3",
-                        "253: 1", ":2 1", "253:2 -1"})
+  for (const char* s : {"", "253:2", "253:2 x", "253:2 16777216", "2532 1", "253:2 1 2 3", "253: 1",
+                        ":2 1", "253:2 -1"})
     EXPECT_FALSE(parse_thin_params(s)) << s;
 }
 
@@ -53,9 +52,9 @@ TEST(DmTable, PoolParams) {
 }
 
 TEST(DmTable, PoolParamsRejected) {
-  for (const char* s : {"253:0 253:1 128 0", "253:0 253:1 128 0 2 skip_block_zeroing",
-                        "253:0 253:1 100 0 0", "253:0 253:1 0 0 0", "253:0 253:1 4194304 0 0",
-                        "253:0 x 128 0 0"})
+  for (const char* s :
+       {"253:0 253:1 128 0", "253:0 253:1 128 0 2 skip_block_zeroing", "253:0 253:1 100 0 0",
+        "253:0 253:1 0 0 0", "253:0 253:1 4194304 0 0", "253:0 x 128 0 0"})
     EXPECT_FALSE(parse_pool_params(s)) << s;
 }
 
@@ -72,7 +71,8 @@ TEST(DmTable, PoolStatusHeldAndNot) {
   EXPECT_EQ(s->mode, "rw");
   EXPECT_FALSE(s->needs_check);
 
-  auto n = parse_pool_status("0 114/1024 17/512 - ro discard_passdown error_if_no_space needs_check 256 ");
+  auto n = parse_pool_status(
+      "0 114/1024 17/512 - ro discard_passdown error_if_no_space needs_check 256 ");
   ASSERT_TRUE(n) << n.error().what;
   EXPECT_FALSE(n->held_root);
   EXPECT_EQ(n->mode, "ro");

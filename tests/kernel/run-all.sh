@@ -14,7 +14,7 @@ export KTEST_CACHE=$CACHE
 if [ $# -gt 0 ]; then
   scenarios=("$@")
 else
-  scenarios=(example snapchain manydevs grown restore deep backup trim repair migrate shrink lvm2)
+  scenarios=(example snapchain manydevs grown restore deep backup trim repair migrate shrink lvm2 send merge sendfail)
 fi
 start=$(date +%s)
 failed=0

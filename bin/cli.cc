@@ -36,14 +36,25 @@ int report(const Error& e) {
   return 1;
 }
 
-int run(const std::string& tool, const std::string& usage, const std::function<int()>& body) {
+UsageError missing_argument(const std::string& name) {
+  return UsageError{"the following required arguments were not provided: " + name};
+}
+
+namespace {
+constexpr const char* kHelpPointer = "For more information, try '--help'.\n";
+}  // namespace
+
+int run(const std::string& tool, const std::string& /*usage*/, const std::function<int()>& body) {
   try {
     return body() == 0 ? 0 : 1;
   } catch (const UsageError& e) {
     if (!e.what.empty()) std::cerr << e.what << "\n";
-    std::cerr << usage;
+    std::cerr << kHelpPointer;
+  } catch (const po::unknown_option& e) {
+    std::cerr << tool << ": unexpected argument '" << e.get_option_name() << "' found\n"
+              << kHelpPointer;
   } catch (const po::error& e) {
-    std::cerr << tool << ": " << e.what() << "\n" << usage;
+    std::cerr << tool << ": " << e.what() << "\n" << kHelpPointer;
   } catch (const std::bad_alloc&) {
     std::cerr << tool << ": out of memory\n";
   } catch (const std::exception& e) {

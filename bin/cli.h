@@ -29,14 +29,18 @@ const std::map<std::string, ToolMain>& tools();
 #define THINMETA_TOOL(name, fn) \
   static const ::thinmeta::cli::ToolRegistration thinmeta_reg_##name(#name, fn)
 
-// Thrown by frontends for argument errors; run() prints the message and then the usage.
+// Thrown by frontends for argument errors; run() prints the message and a pointer to --help.
 struct UsageError {
   std::string what;
 };
 
+// 1.3.3's (clap's) wording for a required argument left out, e.g. missing_argument("<INPUT>")
+// or missing_argument("--input <FILE>").
+UsageError missing_argument(const std::string& name);
+
 // Runs a frontend body: maps UsageError, boost::program_options errors and std::exceptions to
-// one line on stderr (UsageError and option errors also print `usage` to stderr), and any
-// non-zero status to 1.
+// one line on stderr (UsageError and option errors add one line pointing at --help; the usage
+// itself is only printed by --help), and any non-zero status to 1.
 int run(const std::string& tool, const std::string& usage, const std::function<int()>& body);
 
 // Prints an Error as one line on stderr (nothing for a broken pipe) and returns 1.

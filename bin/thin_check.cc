@@ -130,7 +130,7 @@ int thin_check_main(int argc, char** argv) {
         return usage_error("cannot perform fix without a full examination");
     }
     auto input = input_path(vm);
-    if (!input) return usage_error("No input file provided.");
+    if (!input) return usage_error(missing_argument("<INPUT>").what);
 
     thin::InputOptions io_opts;
     io_opts.exclusive = !copts.metadata_snap;

@@ -82,11 +82,11 @@ int thin_delta_main(int argc, char** argv) {
 
     if (help_or_version(vm, kUsage)) return 0;
     auto input = input_path(vm);
-    if (!input) throw UsageError{"No input device provided."};
+    if (!input) throw missing_argument("<INPUT>");
     auto left = side(vm, args, 1);
-    if (!left) throw UsageError{"--snap1 not specified."};
+    if (!left) throw UsageError{"--thin1 or --root1 not specified"};
     auto right = side(vm, args, 2);
-    if (!right) throw UsageError{"--snap2 not specified."};
+    if (!right) throw UsageError{"--thin2 or --root2 not specified"};
 
     thin::RootSelector root;
     if (vm.count("metadata-snap")) {
@@ -94,7 +94,7 @@ int thin_delta_main(int argc, char** argv) {
       root.snapshot_block = snapshot_block(vm["metadata-snap"].as<std::string>());
     }
     auto md = thin::open_metadata(*input, root);
-    if (!md) throw UsageError{md.error().what};
+    if (!md) return report(md.error());
 
     pdata::IoEngine& io = md->io();
     auto tree_of = [&](const thin::DiffSide& s, int n) -> pdata::BlockAddr {
@@ -102,12 +102,17 @@ int thin_delta_main(int argc, char** argv) {
       auto r = thin::lookup_device_root(io, md->mapping_root(), s.value);
       if (!r) throw std::runtime_error(r.error().what);
       if (!*r)
-        throw UsageError{"Unable to find mapping tree for snap" + std::to_string(n) + " (" +
-                         std::to_string(s.value) + ")"};
+        throw Error{Errc::kNotFound, "Unable to find mapping tree for snap" + std::to_string(n) +
+                                         " (" + std::to_string(s.value) + ")"};
       return **r;
     };
-    pdata::BlockAddr left_root = tree_of(*left, 1);
-    pdata::BlockAddr right_root = tree_of(*right, 2);
+    pdata::BlockAddr left_root = 0, right_root = 0;
+    try {
+      left_root = tree_of(*left, 1);
+      right_root = tree_of(*right, 2);
+    } catch (const Error& e) {
+      return report(e);
+    }
 
     thin::SuperblockInfo sb = thin::superblock_info(*md);
     if (md->sb().held_root) sb.metadata_snap = md->sb().held_root;

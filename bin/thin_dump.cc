@@ -88,7 +88,7 @@ int thin_dump_main(int argc, char** argv) {
     bool quiet = vm.count("quiet") > 0;
 
     auto input = input_path(vm);
-    if (!input) throw UsageError{"No input file provided."};
+    if (!input) throw missing_argument("<INPUT>");
 
     std::optional<thin::Metadata> md;
     std::unique_ptr<pdata::IoEngine> raw;

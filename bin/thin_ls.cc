@@ -119,7 +119,7 @@ int thin_ls_main(int argc, char** argv) {
       fields = *f;
     }
     auto input = input_path(vm);
-    if (!input) throw UsageError{"No input file provided."};
+    if (!input) throw missing_argument("<INPUT>");
 
     thin::RootSelector root;
     root.snapshot = vm.count("metadata-snap") > 0;

@@ -47,8 +47,9 @@ int thin_metadata_size_main(int argc, char** argv) {
   std::uint64_t block = 0, pool = 0, thins = 0;  // sectors, sectors, count
   std::string echo_block, echo_pool, echo_thins;
   optind = 1;
+  opterr = 0;  // argument errors are reported below, in 1.3.3's wording
   int c;
-  while ((c = getopt_long(argc, argv, "b:s:m:u:n::hV", kLong, nullptr)) != -1) {
+  while ((c = getopt_long(argc, argv, ":b:s:m:u:n::hV", kLong, nullptr)) != -1) {
     switch (c) {
       case 'b':
       case 's':
@@ -84,7 +85,18 @@ int thin_metadata_size_main(int argc, char** argv) {
       }
       case 'h': std::cout << kHelp; return 0;
       case 'V': std::cout << kVersion << "\n"; return 0;
-      default: return 1;  // getopt printed the message
+      case ':':
+        std::cerr << "thin_metadata_size: a value is required for '" << argv[optind - 1]
+                  << "' but none was supplied\nFor more information, try '--help'.\n";
+        return 1;
+      default: {
+        std::string bad = optopt ? std::string("-") + static_cast<char>(optopt)
+                                 : std::string(argv[optind - 1]);
+        if (auto eq = bad.find('='); eq != std::string::npos) bad.resize(eq);
+        std::cerr << "thin_metadata_size: unexpected argument '" << bad
+                  << "' found\nFor more information, try '--help'.\n";
+        return 1;
+      }
     }
   }
   if (!block) return abort_prg("block size required!");

@@ -49,11 +49,12 @@ int thin_repair_main(int argc, char** argv) {
     auto vm = parse(normalize_args(argc, argv, {}), opts, pos);
     if (help_or_version(vm, kUsage)) return 0;
     // Older lvm2 passes its default options [ "" ] verbatim: an empty argument is ignored.
-    if (input_path(vm, "positional")) throw UsageError{""};
+    if (auto extra = input_path(vm, "positional"))
+      throw UsageError{"unexpected argument '" + *extra + "' found"};
     if (!vm.count("input") || vm["input"].as<std::string>().empty())
-      throw UsageError{"No input file provided."};
+      throw missing_argument("--input <FILE>");
     if (!vm.count("output") || vm["output"].as<std::string>().empty())
-      throw UsageError{"No output file provided."};
+      throw missing_argument("--output <FILE>");
     const std::string in = vm["input"].as<std::string>();
     const std::string out = vm["output"].as<std::string>();
     bool quiet = vm.count("quiet") > 0;

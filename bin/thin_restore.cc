@@ -64,9 +64,9 @@ int thin_restore_main(int argc, char** argv) {
     auto vm = parse(normalize_args(argc, argv, {}), opts, pos);
     if (help_or_version(vm, kUsage)) return 0;
     if (!vm.count("input") || vm["input"].as<std::string>().empty())
-      throw UsageError{"No input file provided.\n"};
+      throw missing_argument("--input <FILE>");
     if (!vm.count("output") || vm["output"].as<std::string>().empty())
-      throw UsageError{"No output file provided.\n"};
+      throw missing_argument("--output <FILE>");
     thin::RestoreOptions ropts;
     if (vm.count("transaction-id"))
       ropts.trans_id = parse_u64(vm["transaction-id"].as<std::string>(), "transaction id");

@@ -75,7 +75,7 @@ int thin_rmap_main(int argc, char** argv) {
     }
     if (regions.empty()) throw UsageError{"No regions provided."};
     auto input = input_path(vm);
-    if (!input) throw UsageError{"No input file provided."};
+    if (!input) throw missing_argument("<INPUT>");
 
     thin::RootSelector root;
     if (vm.count("metadata-snap")) {

@@ -215,9 +215,9 @@ fails("thin_delta", ["--snap1", "1", "--snap2", "99", tiny], "unknown id",
       "Unable to find mapping tree for snap2 (99)")
 fails("thin_delta", ["--snap1", "42", "--snap2", "1", tiny], "unknown id 1",
       "Unable to find mapping tree for snap1 (42)")
-fails("thin_delta", ["--snap2", "1", tiny], "missing snap1", "--snap1 not specified.")
-fails("thin_delta", ["--snap1", "1", tiny], "missing snap2", "--snap2 not specified.")
-fails("thin_delta", ["--snap1", "1", "--snap2", "1"], "no input", "No input device provided.")
+fails("thin_delta", ["--snap2", "1", tiny], "missing snap1", "--thin1 or --root1 not specified")
+fails("thin_delta", ["--snap1", "1", tiny], "missing snap2", "--thin2 or --root2 not specified")
+fails("thin_delta", ["--snap1", "1", "--snap2", "1"], "no input", "the following required arguments were not provided: <INPUT>")
 fails("thin_delta", ["--snap1", "x", "--snap2", "1", tiny], "bad id")
 fails("thin_delta", ["-m", "--snap1", "1", "--snap2", "1", tiny], "-m without snapshot",
       "no current metadata snap")
@@ -226,7 +226,7 @@ fails("thin_delta", ["--root1", "999999", "--root2", "1", tiny], "root beyond th
 fails("thin_ls", ["-m", tiny], "-m without snapshot", "no current metadata snap")
 fails("thin_ls", ["-o", "DEV,FOO", tiny], "unknown field", "unknown field")
 fails("thin_ls", ["-o", "DEV, MAPPED", tiny], "field with a space", "unknown field")
-fails("thin_ls", [], "no input", "No input file provided.")
+fails("thin_ls", [], "no input", "the following required arguments were not provided: <INPUT>")
 for region, msg in (("5..5", "badly formed region (end <= begin)"),
                     ("a..b", "badly formed region (no dots)"),
                     ("5", "badly formed region (no dots)"),
@@ -236,7 +236,7 @@ for region, msg in (("5..5", "badly formed region (end <= begin)"),
     F.check(e.endswith(b"\n"), f"thin_rmap region {region}: message ends with a newline")
     same("thin_rmap", ["--region", region, tiny], f"region {region}")
 fails("thin_rmap", [tiny], "no regions", "No regions provided.")
-fails("thin_rmap", ["--region", "1..2"], "no input", "No input file provided.")
+fails("thin_rmap", ["--region", "1..2"], "no input", "the following required arguments were not provided: <INPUT>")
 
 # Damage: a bad leaf checksum in the mapping tree.
 snap = byname["snapshots"]

@@ -124,7 +124,7 @@ def corrupt(name, src, offset, data, fix_sb_csum=False):
     return p
 
 
-bad([], "missing argument", "No input file provided.")
+bad([], "missing argument", "the following required arguments were not provided: <INPUT>")
 bad([os.path.join(w, "nonexistent")], "nonexistent path", "Couldn't find input file")
 bad([w], "a directory", "Not a block device or regular file")
 bad([write("empty", b"")], "empty file", "too small")
@@ -135,7 +135,7 @@ bad(["-m", tiny], "-m without a held snapshot", "no current metadata snap")
 bad(["-m7", tiny], "-m<N> without a held snapshot", "no current metadata snap")
 bad(["-f", "bogus", tiny], "unknown format", "unknown format")
 bad(["--dev-id", "x", tiny], "bad --dev-id", "Couldn't parse")
-bad(["--bogus", tiny], "unknown option", "unrecognised option")
+bad(["--bogus", tiny], "unknown option", "unexpected argument '--bogus' found")
 bad(["-o", os.path.join(w, "no", "such", "dir", "out.xml"), tiny], "-o into a missing directory",
     "Couldn't create output file", ref_too=False)  # 0.9.0 exits 0 here: a listed bug
 trunc = write("truncated", open(deep, "rb").read()[: 64 * 4096])

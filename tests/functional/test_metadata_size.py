@@ -56,7 +56,16 @@ for u, n in itertools.product(units, numeric):
     if n is not None:
         args.append(n)
     same(args)
-for args in [[], ["-h"], ["--help"], ["-b", "1", "-h"], ["-b"], ["-u"], ["--bogus"], ["-x"],
+# Option errors: 0.9.0's exit status, 1.3.3's wording (issue 13 item 12), not getopt's.
+for args, first in [(["-b"], "a value is required for '-b' but none was supplied"),
+                    (["-u"], "a value is required for '-u' but none was supplied"),
+                    (["--bogus"], "unexpected argument '--bogus' found"),
+                    (["-x"], "unexpected argument '-x' found")]:
+    rc, o, e = run([ours("thin_metadata_size")] + args)
+    F.check(rc == 1 and o == b"" and e.decode().splitlines() ==
+            ["thin_metadata_size: " + first, "For more information, try '--help'."],
+            f"{args}: {rc} {e!r}")
+for args in [[], ["-h"], ["--help"], ["-b", "1", "-h"],
              ["-s", "1t", "-m", "1"], ["-b", "1", "-s", "1t"], ["-b", "64k", "-b", "64k"],
              ["-b", "0", "-b", "64k", "-s", "1t", "-m", "1"], ["-m", "0", "-m", "1", "-b", "64k",
                                                                 "-s", "1t"],

@@ -47,5 +47,5 @@ refused(["--source-dev", "/dev/null", "--dest-file", DEST, "--delta-id", "167772
 refused(["--source-dev", os.path.join(W, "missing"), "--dest-file", DEST],
         "cannot stat", "missing source")
 refused(["--source-dev", SRC_FILE, "--dest-file", DEST], "is not a block device", "source is a file")
-refused(["--source-dev", SRC_FILE, "--dest-file", DEST, "--bogus"], "unrecognised option", "unknown option")
+refused(["--source-dev", SRC_FILE, "--dest-file", DEST, "--bogus"], "unexpected argument '--bogus' found", "unknown option")
 F.finish()

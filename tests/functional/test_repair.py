@@ -280,7 +280,7 @@ def bad_input():
     F.check(rc == 1 and b"Couldn't find output file" in err and
             not os.path.exists(os.path.join(W, "no-such-output")), f"thin_repair missing output: {err!r}")
     rc, _, err = repair("-i", bin_path)
-    F.check(rc == 1 and b"No output file provided." in err, f"thin_repair without -o: {err!r}")
+    F.check(rc == 1 and b"the following required arguments were not provided: --output <FILE>" in err, f"thin_repair without -o: {err!r}")
     small = os.path.join(W, "repair-small.bin")
     with open(small, "wb") as f:
         f.write(b"\xaa" * 8192)

@@ -284,8 +284,8 @@ F.check(open(small, "rb").read() == b"\xab" * 65536, "deep into 64 KiB: output u
 
 # Command line and file checks (REFERENCE-TOOLS.md §1.3 order).
 missing = os.path.join(W, "does-not-exist.bin")
-rejected(None, "No input file provided.", "no -i", args=["-o", victim], pos=False)
-rejected(None, "No output file provided.", "no -o", args=["-i", tiny_xml], pos=False)
+rejected(None, "the following required arguments were not provided: --input <FILE>", "no -i", args=["-o", victim], pos=False)
+rejected(None, "the following required arguments were not provided: --output <FILE>", "no -o", args=["-i", tiny_xml], pos=False)
 rejected(None, f"Couldn't find output file '{missing}'", "missing output",
          args=["-i", tiny_xml, "-o", missing], pos=False)
 F.check(not os.path.exists(missing), "a missing output is not created")
@@ -297,7 +297,7 @@ rejected(None, "Couldn't find input file", "missing input",
          args=["-i", missing, "-o", victim], pos=False)
 rejected(None, "Couldn't parse transaction id", "bad --transaction-id",
          args=["-i", tiny_xml, "-o", victim, "--transaction-id", "x"], pos=False)
-rejected(None, "unrecognised option", "unknown option",
+rejected(None, "unexpected argument '--bogus' found", "unknown option",
          args=["-i", tiny_xml, "-o", victim, "--bogus"], pos=False)
 rc, o, _ = run([ours("thin_restore"), "-h"])
 F.check(rc == 0 and o.startswith(b"Usage: thin_restore"), "-h")

@@ -85,5 +85,5 @@ rc, _, err = common.run([common.ours("thin_trim"), "--metadata-dev", meta_path,
                          "--data-dev", data])
 F.check(rc == 1 and b"unexpected data device size" in err, f"short data device: {rc} {err!r}")
 rc, _, err = common.run([common.ours("thin_trim"), "--metadata-dev", meta_path])
-F.check(rc == 1 and b"Usage" in err, "missing --data-dev: usage, exit 1")
+F.check(rc == 1 and b"--help" in err and b"Usage" not in err, "missing --data-dev: one line and a pointer to --help, exit 1")
 F.finish()

@@ -40,6 +40,12 @@ UsageError missing_argument(const std::string& name) {
   return UsageError{"the following required arguments were not provided: " + name};
 }
 
+void require_file_options(const po::variables_map& vm, std::initializer_list<const char*> names) {
+  for (const char* name : names)
+    if (!vm.count(name) || vm[name].as<std::string>().empty())
+      throw missing_argument(std::string("--") + name + " <FILE>");
+}
+
 namespace {
 constexpr const char* kHelpPointer = "For more information, try '--help'.\n";
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <string>
@@ -37,6 +38,9 @@ struct UsageError {
 // 1.3.3's (clap's) wording for a required argument left out, e.g. missing_argument("<INPUT>")
 // or missing_argument("--input <FILE>").
 UsageError missing_argument(const std::string& name);
+
+// Throws missing_argument("--NAME <FILE>") for the first of `names` absent or empty in vm.
+void require_file_options(const po::variables_map& vm, std::initializer_list<const char*> names);
 
 // Runs a frontend body: maps UsageError, boost::program_options errors and std::exceptions to
 // one line on stderr (UsageError and option errors add one line pointing at --help; the usage

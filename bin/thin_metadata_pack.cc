@@ -83,10 +83,7 @@ int thin_metadata_pack_main(int argc, char** argv) {
         ("output,o", po::value<std::string>(), "");
     auto vm = parse(normalize_args(argc, argv, {}), opts, {});
     if (help_or_version(vm, kUsage)) return 0;
-    if (!vm.count("input") || vm["input"].as<std::string>().empty())
-      throw missing_argument("--input <FILE>");
-    if (!vm.count("output") || vm["output"].as<std::string>().empty())
-      throw missing_argument("--output <FILE>");
+    require_file_options(vm, {"input", "output"});
     const std::string in = vm["input"].as<std::string>();
     const std::string out = vm["output"].as<std::string>();
 

@@ -51,10 +51,7 @@ int thin_repair_main(int argc, char** argv) {
     // Older lvm2 passes its default options [ "" ] verbatim: an empty argument is ignored.
     if (auto extra = input_path(vm, "positional"))
       throw UsageError{"unexpected argument '" + *extra + "' found"};
-    if (!vm.count("input") || vm["input"].as<std::string>().empty())
-      throw missing_argument("--input <FILE>");
-    if (!vm.count("output") || vm["output"].as<std::string>().empty())
-      throw missing_argument("--output <FILE>");
+    require_file_options(vm, {"input", "output"});
     const std::string in = vm["input"].as<std::string>();
     const std::string out = vm["output"].as<std::string>();
     bool quiet = vm.count("quiet") > 0;

@@ -63,10 +63,7 @@ int thin_restore_main(int argc, char** argv) {
     po::positional_options_description pos;
     auto vm = parse(normalize_args(argc, argv, {}), opts, pos);
     if (help_or_version(vm, kUsage)) return 0;
-    if (!vm.count("input") || vm["input"].as<std::string>().empty())
-      throw missing_argument("--input <FILE>");
-    if (!vm.count("output") || vm["output"].as<std::string>().empty())
-      throw missing_argument("--output <FILE>");
+    require_file_options(vm, {"input", "output"});
     thin::RestoreOptions ropts;
     if (vm.count("transaction-id"))
       ropts.trans_id = parse_u64(vm["transaction-id"].as<std::string>(), "transaction id");

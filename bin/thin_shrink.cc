@@ -84,10 +84,7 @@ int thin_shrink_main(int argc, char** argv) {
         ("binary", "");
     auto vm = parse(normalize_args(argc, argv, {}), opts, {});
     if (help_or_version(vm, kUsage)) return 0;
-    if (!vm.count("input") || vm["input"].as<std::string>().empty())
-      throw missing_argument("--input <FILE>");
-    if (!vm.count("output") || vm["output"].as<std::string>().empty())
-      throw missing_argument("--output <FILE>");
+    require_file_options(vm, {"input", "output"});
     if (!vm.count("nr-blocks")) throw UsageError{"No --nr-blocks given."};
     const bool copy = !vm.count("no-copy");
     if (copy && !vm.count("data")) throw UsageError{"No data device given (--data, or --no-copy)."};

@@ -97,6 +97,9 @@ int thin_repair_main(int argc, char** argv) {
     if (!quiet)
       for (const auto& n : notes) std::cerr << n << "\n";
     if (!stats) return report(stats.error());
+    // The second pass replays the record, never walks the input again (it could read what the
+    // output overwrote): no record, no write.
+    if (auto r = thin::SpillSink::check(spill.get()); !r) return report(r.error());
 
     pdata::OpenOptions oo;
     oo.writable = true;

@@ -129,9 +129,11 @@ int thin_restore_main(int argc, char** argv) {
         THINMETA_CHECK(rewind());
         restorer = std::make_unique<thin::Restorer>(o);
         spill.reset();
+        if (o.streaming) spill = std::make_unique<thin::SpillSink>(*restorer);
       }
       fast = false;
-      return xml::read_metadata(*fd, *restorer);
+      thin::MetadataSink& sink = spill ? static_cast<thin::MetadataSink&>(*spill) : *restorer;
+      return xml::read_metadata(*fd, sink);
     };
     auto parsed = parse(ropts);
     if (!parsed && restorer->needs_memory() && rewind()) {
@@ -143,6 +145,12 @@ int thin_restore_main(int argc, char** argv) {
       return report(parsed.error());
     }
     progress.clear();
+    // The second pass replays the record: reading the input again could read what the output
+    // overwrote (the same storage under another name). No record, no write.
+    if (auto r = thin::SpillSink::check(spill.get()); !r) {
+      ::close(*fd);
+      return report(r.error());
+    }
     for (const std::string& w : restorer->warnings()) std::cerr << "Warning: " << w << "\n";
 
     pdata::OpenOptions oo;
@@ -160,6 +168,7 @@ int thin_restore_main(int argc, char** argv) {
     progress.stage("writing", pdata::io_counters().blocks_written, 0);
     auto stats = restorer->commit(**io, [&](thin::MetadataSink& sink) -> Result<> {
       if (spill && spill->complete()) return spill->replay(sink);
+      // Only a record past SpillSink::kMaxBytes gets here: the input is read again.
       THINMETA_CHECK(rewind());
       if (!fast) return xml::read_metadata(*fd, sink);
       THINMETA_TRY(bool done, xml::read_metadata_pipelined(*fd, sink));

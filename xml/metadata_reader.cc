@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -105,10 +106,16 @@ class Reader {
     if (!r) stop(r.error());
   }
 
-  // Fills `w` from atts; false (after stop()) if one is missing or not a number in range.
+  // Fills `w` from atts; false (after stop()) if one is missing, not a number in range, or
+  // not an attribute of this tag (a typo such as lenght= must not be dropped silently).
   template <std::size_t N>
-  bool get(const XML_Char** atts, Want (&w)[N]) {
+  bool get(const XML_Char* tag, const XML_Char** atts, Want (&w)[N]) {
     for (; *atts; atts += 2) {
+      if (std::none_of(std::begin(w), std::end(w),
+                       [&](const Want& x) { return !std::strcmp(atts[0], x.name); })) {
+        stop("unknown attribute '" + std::string(atts[0]) + "' in tag '" + tag + "'");
+        return false;
+      }
       for (Want& x : w) {
         if (std::strcmp(atts[0], x.name) != 0) continue;
         x.found = true;
@@ -152,7 +159,7 @@ class Reader {
                     {"transaction", kU64, true},    {"flags", kU32, false},
                     {"version", kU32, false},       {"data_block_size", kU32, true},
                     {"nr_data_blocks", kU64, true}, {"metadata_snap", kU64, false}};
-        if (!get(atts, w)) return;
+        if (!get(name, atts, w)) return;
         thin::SuperblockInfo sb;
         sb.uuid = w[0].text ? w[0].text : "";
         sb.time = static_cast<std::uint32_t>(w[1].value);
@@ -171,7 +178,7 @@ class Reader {
                     {"transaction", kU64, true},
                     {"creation_time", kU32, true},
                     {"snap_time", kU32, true}};
-        if (!get(atts, w)) return;
+        if (!get(name, atts, w)) return;
         thin::DeviceInfo d;
         d.dev_id = w[0].value;
         d.details.mapped_blocks = w[1].value;
@@ -183,7 +190,7 @@ class Reader {
       }
       case Tag::kSingle: {
         Want w[] = {{"origin_block", kU64, true}, {"data_block", kU64, true}, {"time", kU32, true}};
-        if (!get(atts, w)) return;
+        if (!get(name, atts, w)) return;
         check(sink_.map(thin::MappingRun{w[0].value, w[1].value, 1,
                                          static_cast<std::uint32_t>(w[2].value)}));
         break;
@@ -193,7 +200,7 @@ class Reader {
                     {"data_begin", kU64, true},
                     {"length", kU64, true},
                     {"time", kU32, true}};
-        if (!get(atts, w)) return;
+        if (!get(name, atts, w)) return;
         check(sink_.map(thin::MappingRun{w[0].value, w[1].value, w[2].value,
                                          static_cast<std::uint32_t>(w[3].value)}));
         break;
@@ -201,7 +208,7 @@ class Reader {
       case Tag::kDef:
       case Tag::kRef: {
         Want w[] = {{"name", kText, true}};
-        if (!get(atts, w)) return;
+        if (!get(name, atts, w)) return;
         check(t == Tag::kDef ? sink_.begin_def(w[0].text) : sink_.ref(w[0].text));
         break;
       }

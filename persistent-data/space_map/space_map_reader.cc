@@ -239,7 +239,36 @@ void SpaceMapReader::for_each_bitmap(const CountsFn& fn, bool count_ref_count_tr
               " has count " + std::to_string(c) + ", but its bitmap entry is " +
               std::to_string(bitmap));
   };
-  if (index_.empty()) return;
+  if (index_.empty()) {
+    // A map of no blocks still has its reference-count tree: the kernel formats the data map
+    // with 0 blocks, an empty index btree and an empty reference-count tree (FORMAT.md §7.6),
+    // and a pool whose data device was never resized keeps them. Count its nodes; any entry
+    // is beyond the end of the map.
+    if (pre && pre->usable) {
+      if (count_ref_count_tree)
+        for (BlockAddr b : pre->nodes) v_.uses(b);
+      return;
+    }
+    auto enter = [&](const NodeContext& c) {
+      if (count_ref_count_tree) v_.uses(c.addr);
+      return true;
+    };
+    auto leaf = [&](const NodeContext&, const NodeView& n) {
+      if (n.nr_entries())
+        v_.damage(name + " space map reference count tree has an entry for block " +
+                  std::to_string(n.key(0)) + ", beyond the end of the map");
+      return Flow::kContinue;
+    };
+    auto dmg = [&](const Damage& d) {
+      v_.damage(name + " space map reference count tree: " + d.what);
+      return Flow::kContinue;
+    };
+    FnVisitor fv(enter, leaf, dmg);
+    WalkOptions o;
+    o.leaf_value_size = kRefCountValueSize;
+    walk_btree(io_, root_.ref_count_root, o, fv);
+    return;
+  }
   if (pre && pre->usable) {
     // The tree's entries a bitmap at a time, in the order a walk would have reported them.
     if (count_ref_count_tree)

@@ -45,6 +45,19 @@ Result<> Restorer::begin_device(const DeviceInfo& dev) {
   if (!in_superblock_ || cur_dev_ || cur_def_) return invalid("unexpected <device>");
   if (!dev_ids_.insert(dev.dev_id).second)
     return invalid("Device already exists (dev_id " + std::to_string(dev.dev_id) + ")");
+  // The pool time only grows and a device takes it when created or snapshotted (FORMAT.md
+  // §10): a device time beyond it is metadata no kernel wrote.
+  if (!opts_.time_covers_mappings) {
+    auto newer = [&](const char* attr, std::uint32_t t) {
+      return invalid("device " + std::to_string(dev.dev_id) + " " + attr + " " +
+                     std::to_string(t) + " is newer than the superblock time " +
+                     std::to_string(sb_.time) + "; fix the superblock's time attribute");
+    };
+    if (dev.details.creation_time > sb_.time)
+      return newer("creation_time", dev.details.creation_time);
+    if (dev.details.snapshotted_time > sb_.time)
+      return newer("snap_time", dev.details.snapshotted_time);
+  }
   devices_.push_back(RestoreDevice{dev.dev_id, dev.details, {}, true});
   max_time_ = std::max({max_time_, dev.details.creation_time, dev.details.snapshotted_time});
   cur_dev_ = &devices_.back();
@@ -122,6 +135,12 @@ Result<> Restorer::map(const MappingRun& run) {
   if (run.thin_begin > std::numeric_limits<std::uint64_t>::max() - run.len)
     return invalid("range mapping beyond the largest virtual block");
   std::uint64_t nr_data = sb_.data_sm.nr_blocks;
+  if (nr_data == 0)  // a dump of a metadata snapshot: it has no data size (FORMAT.md §9)
+    return invalid("mapping beyond end of data device (" + std::to_string(run.data_begin) +
+                   " >= 0): nr_data_blocks is 0, as thin_dump -m prints for a live pool; give "
+                   "the data size with --nr-data-blocks N (N: nr_data_blocks of a thin_dump "
+                   "without -m, or the total after '/' in the data usage of 'dmsetup status "
+                   "POOL')");
   if (run.data_begin >= nr_data || run.len > nr_data - run.data_begin)
     return invalid("mapping beyond end of data device (" +
                    std::to_string(std::max(run.data_begin, nr_data)) + " >= " +

@@ -30,10 +30,14 @@ std::size_t payload_size(char kind) {
   }
 }
 
-// An unlinked file in $TMPDIR (else /tmp), or -1.
-int temp_file() {
+// $TMPDIR, else /tmp.
+std::string temp_dir() {
   const char* dir = std::getenv("TMPDIR");
-  std::string d = dir && *dir ? dir : "/tmp";
+  return dir && *dir ? dir : "/tmp";
+}
+
+// An unlinked file in `d`, or -1 with errno set.
+int temp_file(const std::string& d) {
   int fd = ::open(d.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (fd >= 0) return fd;
   std::string tmpl = d + "/thinmeta-spill-XXXXXX";
@@ -44,8 +48,12 @@ int temp_file() {
 
 }  // namespace
 
-SpillSink::SpillSink(MetadataSink& inner) : inner_(inner), fd_(temp_file()) {
-  if (fd_ >= 0) out_.emplace(fd_, kBufSize);
+SpillSink::SpillSink(MetadataSink& inner) : inner_(inner), dir_(temp_dir()) {
+  fd_ = temp_file(dir_);
+  if (fd_ >= 0)
+    out_.emplace(fd_, kBufSize);
+  else
+    error_ = "Couldn't create a temporary file in '" + dir_ + "': " + std::strerror(errno);
 }
 
 SpillSink::~SpillSink() {
@@ -59,11 +67,20 @@ void SpillSink::give_up() {
   fd_ = -1;
 }
 
+void SpillSink::fail_write() {
+  std::string why = out_ ? out_->status().error().what : std::string("write failed");
+  error_ = "Couldn't write a temporary file in '" + dir_ + "': " + why;
+  give_up();
+}
+
 void SpillSink::put(char kind, const void* payload, std::size_t len) {
   if (!out_) return;
   out_->put(kind);
   if (len) out_->put(std::string_view(static_cast<const char*>(payload), len));
-  if (out_->failed() || (written_ += 1 + len) > kMaxBytes) give_up();
+  if (out_->failed())
+    fail_write();
+  else if ((written_ += 1 + len) > kMaxBytes)
+    give_up();
 }
 
 Result<> SpillSink::begin_superblock(const SuperblockInfo& sb) {
@@ -76,7 +93,7 @@ Result<> SpillSink::begin_superblock(const SuperblockInfo& sb) {
 Result<> SpillSink::end_superblock() {
   THINMETA_CHECK(inner_.end_superblock());
   put(kEndSuperblock, nullptr, 0);
-  if (out_ && !out_->flush()) give_up();
+  if (out_ && !out_->flush()) fail_write();
   done_ = fd_ >= 0;
   return {};
 }
@@ -112,6 +129,14 @@ Result<> SpillSink::end_def() {
 Result<> SpillSink::ref(std::string_view name) {
   give_up();
   return inner_.ref(name);
+}
+
+Result<> SpillSink::check(const SpillSink* spill) {
+  if (!spill || spill->complete() || !spill->error_) return {};
+  return fail(Errc::kIo, *spill->error_ +
+                             " (the record of the input for the second pass, which never reads "
+                             "the input again); set TMPDIR to a writable directory with room "
+                             "for it");
 }
 
 Result<> SpillSink::replay(MetadataSink& out) {

@@ -4,15 +4,17 @@
 // pass does not parse the XML twice, thin_repair's does not walk the damaged device twice.
 // Memory stays bounded (a 1 MiB buffer); the file holds about 33 bytes per mapping run.
 //
-// The record is an optimisation only. It gives up, and the caller reads its source again as
-// before, when no temporary file can be made ($TMPDIR, else /tmp), a write fails (a full file
-// system), the record would pass kMaxBytes, or the stream uses <def>/<ref> (those inputs are
-// restored in memory anyway).
+// The record gives up when no temporary file can be made ($TMPDIR, else /tmp) or a write
+// fails (a full file system): system_error() then says why, and the caller refuses before its
+// output is opened, since reading the source again could read what the output overwrote. It
+// also gives up, with no error, when the record would pass kMaxBytes (the caller reads its
+// source again) or the stream uses <def>/<ref> (those inputs are restored in memory anyway).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include "thin/sink.h"
 #include "thin/text_output.h"
@@ -42,12 +44,23 @@ class SpillSink final : public MetadataSink {
   bool complete() const { return fd_ >= 0 && done_; }
   // Sends the recorded stream to `out`, event for event as the first pass saw it.
   Result<> replay(MetadataSink& out);
+  // Why the file system failed the record (no temporary file, a failed write), in one line
+  // that names the directory; nullopt while recording, when complete, and when the record
+  // gave up for its size or for <def>/<ref>.
+  const std::optional<std::string>& system_error() const { return error_; }
+  // Whether a second pass may go ahead after the first pass through `spill` (null: there was
+  // none): an error, in one line that says what to do, when the file system failed the record.
+  static Result<> check(const SpillSink* spill);
 
  private:
   void put(char kind, const void* payload, std::size_t len);
   void give_up();
+  void fail_write();
+
 
   MetadataSink& inner_;
+  std::string dir_;  // where the temporary file is
+  std::optional<std::string> error_;
   int fd_ = -1;
   bool done_ = false;
   SuperblockInfo sb_;  // one per stream: kept here, not in the file

@@ -86,7 +86,10 @@ bool check_superblocks(Context& ctx) {
                   std::to_string(sb.compat_flags));
 
   const pdata::SmRoot& m = sb.metadata_sm;
-  BlockAddr dev = ctx.io.nr_blocks();
+  // --super-block-only checks the superblock alone: its claims are judged against each other,
+  // not against the device, which may be cut down to its first block (1.3.3 passes that).
+  BlockAddr dev = ctx.opts.superblock_only ? std::max<BlockAddr>(m.nr_blocks, ctx.io.nr_blocks())
+                                           : ctx.io.nr_blocks();
   if (m.nr_blocks == 0) {
     ctx.fatal(corrupt, "the metadata space map covers no blocks");
     return false;
@@ -141,7 +144,10 @@ bool check_superblocks(Context& ctx) {
   ctx.ref_meta(0);
 
   std::uint64_t free_blocks = m.nr_blocks >= m.nr_allocated ? m.nr_blocks - m.nr_allocated : 0;
-  if (sb.held_root) {
+  // The held copy is another block: read when it is asked for (-m) or on the device.
+  const bool read_held = sb.held_root && (!ctx.opts.superblock_only || ctx.opts.metadata_snap ||
+                                          sb.held_root < ctx.io.nr_blocks());
+  if (read_held) {
     auto held = read_checked(ctx, sb.held_root, "metadata snapshot superblock");
     if (held) {
       ctx.held = held;

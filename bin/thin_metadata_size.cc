@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // thin_metadata_size: estimate the metadata device size for a pool, with 0.9.0's options,
-// messages and output (FORMAT.md §17, REFERENCE-TOOLS.md §1.8). getopt_long, as the
+// messages and output (FORMAT.md §17, REFERENCE-TOOLS.md §1.8), plus 1.x's unit spellings
+// and -n=, and the kernel's block size rules in 1.3.3's words. getopt_long, as the
 // reference: options are handled in order, so the first bad one decides the message.
 #include <getopt.h>
 
@@ -8,6 +9,7 @@
 #include <string>
 
 #include "bin/cli.h"
+#include "persistent-data/io/block.h"
 #include "thin/metadata_size.h"
 
 namespace thinmeta::cli {
@@ -45,6 +47,7 @@ int thin_metadata_size_main(int argc, char** argv) {
   int unit = thin::kUnitSectors;
   Numeric numeric = Numeric::kNone;
   std::uint64_t block = 0, pool = 0, thins = 0;  // sectors, sectors, count
+  std::uint64_t block_bytes = 0;
   std::string echo_block, echo_pool, echo_thins;
   optind = 1;
   opterr = 0;  // argument errors are reported below, in 1.3.3's wording
@@ -60,6 +63,7 @@ int thin_metadata_size_main(int argc, char** argv) {
         if (v) return abort_prg("option already given!");
         // Sizes are kept in sectors; a max-thins with a unit is value * factor.
         v = c == 'm' && a.has_unit ? a.bytes : a.bytes / 512;
+        if (c == 'b') block_bytes = a.bytes;
         std::string echo = a.echo;
         if (!a.has_unit && c != 'm') echo += thin::unit_name(unit);  // 0.9.0 quirk
         (c == 'b' ? echo_block : c == 's' ? echo_pool : echo_thins) = echo;
@@ -74,6 +78,7 @@ int thin_metadata_size_main(int argc, char** argv) {
         numeric = Numeric::kPlain;
         if (optarg) {
           std::string_view a(optarg);
+          if (a.starts_with('=')) a.remove_prefix(1);  // 1.x's -n=short
           if (!a.empty() && std::string_view("short").starts_with(a))
             numeric = Numeric::kShort;
           else if (!a.empty() && std::string_view("long").starts_with(a))
@@ -102,11 +107,18 @@ int thin_metadata_size_main(int argc, char** argv) {
   if (!block) return abort_prg("block size required!");
   if (!pool) return abort_prg("pool size required!");
   if (!thins) return abort_prg("max thins required!");
-  if (block & (block - 1)) return abort_prg("block size must be 2^^N");
+  // What the kernel takes (dm-thin: a multiple of 64 KiB up to 1 GiB), in 1.3.3's words;
+  // this also covers 0.9.0's "power of two" rule, which the kernel does not have.
+  if (block_bytes % (64 << 10) != 0) return abort_prg("block size must be a multiple of 64 KiB");
+  if (block_bytes > (1ull << 30)) return abort_prg("maximum block size is 1 GiB");
   if (pool <= block) return abort_prg("pool size must be larger than block size");
 
-  std::string value =
-      thin::format_size(thin::estimate_metadata_blocks(block, pool, thins), unit);
+  const std::uint64_t blocks = thin::estimate_metadata_blocks(block, pool, thins);
+  if (blocks > pdata::kMaxMetadataBlocks)
+    std::cerr << "thin_metadata_size - warning: the estimate is more than the kernel can use: "
+                 "a metadata device holds at most "
+              << pdata::kMaxMetadataBlocks << " blocks of 4 KiB (about 15.9 GiB)\n";
+  std::string value = thin::format_size(blocks, unit);
   switch (numeric) {
     case Numeric::kNone:
       std::cout << "thin_metadata_size - " << value << " " << thin::unit_name(unit)

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 
 namespace thinmeta::thin {
 
@@ -42,6 +43,13 @@ int unit_index(std::string_view s) {
   }
   for (int i = 0; i < kNrUnits; ++i)
     if (std::string_view(kNames[i]).starts_with(s)) return i;
+  // 1.x's spellings that 0.9.0 did not know (none of them is a prefix of a name above).
+  static constexpr std::pair<std::string_view, int> k1x[] = {
+      {"KiB", 2}, {"kB", 3},  {"MiB", 4}, {"MB", 5},  {"GiB", 6},      {"GB", 7},
+      {"TiB", 8}, {"TB", 9},  {"PiB", 10}, {"PB", 11}, {"EiB", 12},    {"EB", 13},
+      {"exbibyte", 12}, {"exbibytes", 12}};
+  for (const auto& [name, idx] : k1x)
+    if (s == name) return idx;
   return -1;
 }
 

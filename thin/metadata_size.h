@@ -17,7 +17,8 @@ const char* unit_name(int idx);
 // Bytes per unit, computed in wrapping u64 arithmetic (so 1024^7 and up wrap, as in 0.9.0).
 std::uint64_t unit_factor(int idx);
 // One character of "bskKmMgGtTpPeEzZyY", else the first unit name that `s` is a prefix of
-// (names in table order, binary before decimal; "" is "bytes"). -1 if none.
+// (names in table order, binary before decimal; "" is "bytes"), else one of 1.x's spellings
+// (KiB kB MiB MB GiB GB TiB TB PiB PB EiB EB, exbibyte). -1 if none.
 int unit_index(std::string_view s);
 
 struct SizeArg {

@@ -105,7 +105,23 @@ po::variables_map parse(const std::vector<std::string>& args, const po::options_
                         const po::positional_options_description& pos) {
   po::variables_map vm;
   auto style = po::command_line_style::default_style & ~po::command_line_style::allow_sticky;
-  po::store(po::command_line_parser(args).options(opts).positional(pos).style(style).run(), vm);
+  try {
+    po::store(po::command_line_parser(args).options(opts).positional(pos).style(style).run(), vm);
+  } catch (const po::too_many_positional_options_error&) {
+    // Boost does not say which word was too many: parse again with a catch-all to name it.
+    po::options_description all;
+    all.add(opts);
+    all.add_options()("thinmeta-extra", po::value<std::vector<std::string>>(), "");
+    po::positional_options_description with_extra = pos;
+    with_extra.add("thinmeta-extra", -1);
+    po::variables_map again;
+    po::store(po::command_line_parser(args).options(all).positional(with_extra).style(style).run(),
+              again);
+    std::string extra;
+    if (again.count("thinmeta-extra"))
+      extra = again["thinmeta-extra"].as<std::vector<std::string>>()[0];
+    throw UsageError{"unexpected argument '" + extra + "' found"};
+  }
   po::notify(vm);
   return vm;
 }

@@ -79,10 +79,10 @@ int thin_dump_main(int argc, char** argv) {
     ropts.data_block_size = ov.data_block_size;
     ropts.nr_data_blocks = ov.nr_data_blocks;
     ropts.use_snapshot = vm.count("use-metadata-snap") > 0;
-    if (!repair && (ropts.trans_id || ropts.data_block_size || ropts.nr_data_blocks ||
-                    ropts.use_snapshot))
-      throw UsageError{"--transaction-id, --data-block-size, --nr-data-blocks and "
-                       "--use-metadata-snap need --repair"};
+    if (!repair && ropts.use_snapshot) throw UsageError{"--use-metadata-snap needs --repair"};
+    dopts.trans_id = ov.trans_id;
+    dopts.data_block_size = ov.data_block_size;
+    dopts.nr_data_blocks = ov.nr_data_blocks;
     ropts.dev_ids = dopts.dev_ids;
     ropts.skip_mappings = dopts.skip_mappings;
     bool quiet = vm.count("quiet") > 0;

@@ -47,7 +47,11 @@ Result<> dump(const Metadata& md, const DumpOptions& opts, MetadataSink& out) {
       });
   if (err) return std::unexpected(*err);
 
-  THINMETA_CHECK(out.begin_superblock(superblock_info(md)));
+  SuperblockInfo info = superblock_info(md);
+  if (opts.trans_id) info.trans_id = *opts.trans_id;
+  if (opts.data_block_size) info.data_block_size = *opts.data_block_size;
+  if (opts.nr_data_blocks) info.nr_data_blocks = *opts.nr_data_blocks;
+  THINMETA_CHECK(out.begin_superblock(info));
 
   auto selected = [&](std::uint64_t id) {
     return opts.dev_ids.empty() ||

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "persistent-data/result.h"
@@ -14,6 +15,11 @@ namespace thinmeta::thin {
 struct DumpOptions {
   std::vector<std::uint64_t> dev_ids;  // empty: every device
   bool skip_mappings = false;
+  // --transaction-id, --data-block-size, --nr-data-blocks: printed instead of the superblock's
+  // fields (replaced as 0.9.0 does, with or without --repair).
+  std::optional<std::uint64_t> trans_id;
+  std::optional<std::uint32_t> data_block_size;
+  std::optional<std::uint64_t> nr_data_blocks;
 };
 
 // Devices in ascending id order (the top level of the mapping tree), each with its details

@@ -237,7 +237,7 @@ def kernel_example():
             b"taken from the metadata snapshot" in err,
             f"--use-metadata-snap: device 1 is not the snapshot's ({rc} {err!r})")
     rc, _, err = common.run([common.ours("thin_dump"), "--use-metadata-snap", dmg])
-    F.check(rc == 1 and b"need --repair" in err, f"--use-metadata-snap without --repair: {err!r}")
+    F.check(rc == 1 and b"--use-metadata-snap needs --repair" in err, f"--use-metadata-snap without --repair: {err!r}")
     # Both live trees gone: only the older snapshot is left, which still lists device 4.
     repair_case("example zeroed roots", zeroed(s["mapping_root"], s["details_root"]), xml,
                 len(data), must_fail=True)

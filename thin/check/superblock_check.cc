@@ -94,7 +94,10 @@ bool check_superblocks(Context& ctx) {
     ctx.fatal(corrupt, "the metadata space map covers no blocks");
     return false;
   }
-  if (m.nr_blocks > dev)
+  // A truncated device is reported once: the roots and bitmaps beyond its end, and the trees
+  // below them, are not checked (each would only repeat this).
+  const bool too_short = m.nr_blocks > dev;
+  if (too_short)
     ctx.fatal("metadata device is too short",
               "the metadata space map covers " + std::to_string(m.nr_blocks) +
                   " blocks, but the device has only " + std::to_string(dev));
@@ -105,6 +108,7 @@ bool check_superblocks(Context& ctx) {
 
   auto root_ok = [&](BlockAddr b, const std::string& name) {
     if (b != 0 && b < ctx.nr_meta) return true;
+    if (b != 0 && too_short) return false;
     ctx.fatal(corrupt, name + " " + std::to_string(b) + " is outside the metadata device (" +
                            std::to_string(ctx.nr_meta) + " blocks)");
     return false;
@@ -124,10 +128,11 @@ bool check_superblocks(Context& ctx) {
       sb.data_sm.nr_blocks / pdata::kEntriesPerBitmap +
       (sb.data_sm.nr_blocks % pdata::kEntriesPerBitmap != 0);
   if (data_bitmaps > ctx.nr_meta) {
-    ctx.fatal(corrupt, "the data space map covers " + std::to_string(sb.data_sm.nr_blocks) +
-                           " blocks, whose " + std::to_string(data_bitmaps) +
-                           " bitmaps cannot fit in the " + std::to_string(ctx.nr_meta) +
-                           " blocks of the metadata device");
+    if (!too_short || data_bitmaps > std::min<BlockAddr>(m.nr_blocks, pdata::kMaxMetadataBlocks))
+      ctx.fatal(corrupt, "the data space map covers " + std::to_string(sb.data_sm.nr_blocks) +
+                             " blocks, whose " + std::to_string(data_bitmaps) +
+                             " bitmaps cannot fit in the " + std::to_string(ctx.nr_meta) +
+                             " blocks of the metadata device");
     ok = false;
   }
   if (m.nr_blocks > pdata::kMaxMetadataBlocks)
@@ -144,9 +149,12 @@ bool check_superblocks(Context& ctx) {
   ctx.ref_meta(0);
 
   std::uint64_t free_blocks = m.nr_blocks >= m.nr_allocated ? m.nr_blocks - m.nr_allocated : 0;
-  // The held copy is another block: read when it is asked for (-m) or on the device.
-  const bool read_held = sb.held_root && (!ctx.opts.superblock_only || ctx.opts.metadata_snap ||
-                                          sb.held_root < ctx.io.nr_blocks());
+  // The held copy is another block: read when it is asked for (-m) or on the device (on a
+  // truncated device, only when it lies within what is left).
+  const bool read_held = sb.held_root &&
+                         (!ctx.opts.superblock_only || ctx.opts.metadata_snap ||
+                          sb.held_root < ctx.io.nr_blocks()) &&
+                         !(too_short && sb.held_root >= dev);
   if (read_held) {
     auto held = read_checked(ctx, sb.held_root, "metadata snapshot superblock");
     if (held) {
@@ -167,10 +175,10 @@ bool check_superblocks(Context& ctx) {
     }
     if (!ctx.held) return false;
     ctx.report.info(ctx.held->trans_id, free_blocks);  // as the established tool: the snapshot's
-    return true;
+    return !too_short;
   }
   ctx.report.info(sb.trans_id, free_blocks);
-  return true;
+  return !too_short;
 }
 
 }  // namespace thinmeta::thin::check_detail

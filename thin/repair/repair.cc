@@ -178,9 +178,14 @@ Result<RepairStats> repair(IoEngine& io, const RepairOptions& opts, MetadataSink
   }
 
   auto roots = find_roots(io, sb, opts.use_snapshot);
+  // Nothing to rebuild from: that is the one error (1.3.3's wording), whatever else is missing.
+  if (!roots) {
+    notes.clear();
+    return std::unexpected(roots.error());
+  }
   std::uint32_t dbs = dbs_known ? sb->data_block_size : 0;
   if (dbs < kMinDataBlockSize || dbs > kMaxDataBlockSize || dbs % kMinDataBlockSize) dbs = 0;
-  if (!dbs && roots && roots->held) {
+  if (!dbs && roots->held) {
     std::uint32_t h = roots->held->sb.data_block_size;
     if (h >= kMinDataBlockSize && h <= kMaxDataBlockSize && h % kMinDataBlockSize == 0) {
       dbs = h;
@@ -189,7 +194,7 @@ Result<RepairStats> repair(IoEngine& io, const RepairOptions& opts, MetadataSink
                         " taken from the metadata snapshot's copy of the superblock");
     }
   }
-  if (!dbs && roots && roots->held_data_block_size) {
+  if (!dbs && roots->held_data_block_size) {
     dbs = roots->held_data_block_size;
     if (!opts.data_block_size)
       notes.push_back("data block size " + std::to_string(dbs) +
@@ -210,7 +215,6 @@ Result<RepairStats> repair(IoEngine& io, const RepairOptions& opts, MetadataSink
     need(sb || opts.nr_data_blocks.has_value(), "nr data blocks");
     if (!missing.empty()) return fail(Errc::kInvalidArgument, missing);
   }
-  if (!roots) return std::unexpected(roots.error());
   for (auto& n : roots->notes) notes.push_back(n);
 
   // The data device size: a valid superblock's when it covers what its own space map says is

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <random>
 #include <string>
 
@@ -100,6 +101,26 @@ void expect_consistent(const std::string& text) {
     EXPECT_TRUE(b.expat_ok) << "fast accepted what expat rejects:\n" << text;
     EXPECT_EQ(b.fast_log, b.expat_log) << text;
   }
+}
+
+TEST(FastReader, UnknownAttributesAreDeclinedAndExpatNamesThem) {
+  // A typo must never be dropped silently (issue 13 item 11): the fast reader declines, expat
+  // names the attribute, the tag and the line.
+  std::string text = kDump;
+  auto at = text.find(" length=");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 8, " lenght=");
+  LogSink f, e;
+  auto fr = xml::read_metadata_fast(text, f);
+  EXPECT_TRUE(!fr || !*fr);
+  auto er = xml::read_metadata(text, e);
+  ASSERT_FALSE(er.has_value());
+  EXPECT_NE(er.error().what.find("unknown attribute 'lenght' in tag 'range_mapping'"),
+            std::string::npos)
+      << er.error().what;
+  std::size_t line = 1 + static_cast<std::size_t>(std::count(text.begin(), text.begin() + at, '\n'));
+  EXPECT_NE(er.error().what.find("line " + std::to_string(line) + ","), std::string::npos)
+      << er.error().what;
 }
 
 TEST(FastReader, TakesThinDumpOutputAsExpatDoes) {

@@ -69,6 +69,7 @@ TEST(SpillTest, ReplaysTheStreamEventForEvent) {
   th::SpillSink spill(first);
   ASSERT_TRUE(stream(spill, 100000).has_value());
   ASSERT_TRUE(spill.complete());
+  EXPECT_TRUE(th::SpillSink::check(&spill).has_value());
   EXPECT_EQ(first.text, direct.text);
   ASSERT_TRUE(spill.replay(second).has_value());
   EXPECT_EQ(second.text, direct.text);
@@ -95,7 +96,9 @@ TEST(SpillTest, SharedSubtreesAreNotRecorded) {
   ASSERT_TRUE(spill.begin_def("x").has_value());
   ASSERT_TRUE(spill.end_def().has_value());
   ASSERT_TRUE(spill.end_superblock().has_value());
-  EXPECT_FALSE(spill.complete());  // the caller reads its source again
+  EXPECT_FALSE(spill.complete());  // restored in memory: no second pass
+  EXPECT_FALSE(spill.system_error());
+  EXPECT_TRUE(th::SpillSink::check(&spill).has_value());
   EXPECT_EQ(inner.text, "sb  0 0 -\ndef x\n/def\n/sb\n");
 }
 
@@ -107,6 +110,13 @@ TEST(SpillTest, NoTemporaryDirectoryMeansNoRecord) {
   th::SpillSink spill(inner);
   ASSERT_TRUE(stream(spill, 10).has_value());  // the stream itself still flows
   EXPECT_FALSE(spill.complete());
+  // ... but a second pass must not read the source again: the caller refuses, saying why.
+  ASSERT_TRUE(spill.system_error());
+  EXPECT_NE(spill.system_error()->find("'/nonexistent/thinmeta'"), std::string::npos);
+  auto r = th::SpillSink::check(&spill);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().what.find("set TMPDIR"), std::string::npos);
+  EXPECT_TRUE(th::SpillSink::check(nullptr).has_value());
   if (old)
     ::setenv("TMPDIR", saved.c_str(), 1);
   else

@@ -74,6 +74,16 @@ for who in ("ours", "0.9.0"):
     rc, out, _ = common.run([common.ours("thin_dump"), OUT])
     F.check(rc == 0 and b'nr_data_blocks="0"' in out, f"thin_dump of it: {rc} {out!r}")
 
+# The kernel's own: a pool formatted and never resumed (tests/fixtures/kernel/README.md).
+fresh = os.path.join(W, "fresh-pool.meta")
+common.run(["zstd", "-q", "-d", "-f", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+            "..", "fixtures", "kernel", "fresh-pool.meta.zst"), "-o", fresh], check=True)
+for who, tool in (("ours", common.ours("thin_check")), ("0.9.0", common.ref("thin_check"))):
+    rc, _, err = common.run([tool, fresh])
+    F.check(rc == 0, f"{who} thin_check of the kernel's fresh pool (0 data blocks): {rc} {err!r}")
+rc, out, _ = common.run([common.ours("thin_dump"), fresh])
+F.check(rc == 0 and b'nr_data_blocks="0"' in out, f"thin_dump of the fresh pool: {rc} {out!r}")
+
 # Item 8: a dump taken with -m has nr_data_blocks="0": say why and what to give.
 snap_dump = corpus.xml_pool(1, 1, 128, 0, [(1, 0, 0, 0, [(0, 11, 0)])])
 refused("snapshot_dump", snap_dump,

@@ -90,19 +90,7 @@ int thin_rmap_main(int argc, char** argv) {
     progress.clear();
     if (!runs) return report(runs.error());
     thin::TextOutput out(STDOUT_FILENO);
-    for (const auto& r : *runs) {
-      out.put("data ");
-      out.put_u64(r.data_begin);
-      out.put("..");
-      out.put_u64(r.data_begin + r.len);
-      out.put(" -> thin(");
-      out.put_u64(runs->dev(r));
-      out.put(") ");
-      out.put_u64(r.thin_begin);
-      out.put("..");
-      out.put_u64(r.thin_begin + r.len);
-      out.put('\n');
-    }
+    thin::write_reverse_runs(*runs, out);
     if (auto f = out.flush(); !f) return report(f.error());
     return 0;
   });

@@ -77,12 +77,12 @@ Result<> dump(const Metadata& md, const DumpOptions& opts, MetadataSink& out) {
           Flow f = walk_mapping_leaves(
               io, subtree,
               [&](const pdata::NodeContext&, const pdata::NodeView& n) {
-                for (std::uint32_t i = 0; i < n.nr_entries(); ++i) {
-                  BlockTime bt = unpack_block_time(n.value64(i));
-                  if (auto r = runs.add(n.key(i), bt.data_block, bt.time); !r) {
-                    err = r.error();
-                    return Flow::kStop;
-                  }
+                // The entry arrays located once a leaf (the walker checked its shape).
+                if (auto r = runs.add_leaf(n.raw() + pdata::kNodeHeaderSize, n.value(0),
+                                           n.nr_entries());
+                    !r) {
+                  err = r.error();
+                  return Flow::kStop;
                 }
                 return Flow::kContinue;
               },

@@ -55,6 +55,10 @@ void ReverseRuns::grow() {
 Result<ReverseRuns> reverse_map(pdata::IoEngine& io, pdata::BlockAddr mapping_root,
                                 std::vector<DataRegion> regions) {
   regions = normalise(std::move(regions));
+  // One region (the usual case): a subtraction and a compare per mapping, no search.
+  const bool one = regions.size() == 1;
+  const std::uint64_t one_begin = one ? regions[0].begin : 0;
+  const std::uint64_t one_len = one ? regions[0].end - regions[0].begin : 0;
   ReverseRuns out;
   std::optional<Error> err;
   auto damage = [&](const std::string& where, const pdata::Damage& d) {
@@ -72,27 +76,37 @@ Result<ReverseRuns> reverse_map(pdata::IoEngine& io, pdata::BlockAddr mapping_ro
         }
         const std::uint64_t index = out.devs.size();
         out.devs.push_back(dev);
-        std::optional<ReverseRun> cur;
+        // The run being joined (len 0: none yet); copied into locals for each leaf's loop.
+        std::uint64_t run_d = 0, run_v = 0, run_len = 0;
         Flow f = walk_mapping_leaves(
             io, root,
             [&](const pdata::NodeContext&, const pdata::NodeView& n) {
-              for (std::uint32_t i = 0; i < n.nr_entries(); ++i) {
-                std::uint64_t d = unpack_block_time(n.value64(i)).data_block;
-                if (!contains(regions, d)) continue;
-                std::uint64_t v = n.key(i);
-                if (cur && v == cur->thin_begin + cur->len && d == cur->data_begin + cur->len) {
-                  ++cur->len;
+              const std::uint32_t nr = n.nr_entries();
+              const std::uint8_t* keys = n.raw() + pdata::kNodeHeaderSize;
+              const std::uint8_t* vals = n.value(0);
+              std::uint64_t cd = run_d, cv = run_v, cl = run_len;
+              for (std::uint32_t i = 0; i < nr; ++i) {
+                std::uint64_t d = unpack_block_time(pdata::load_le64(vals + 8 * i)).data_block;
+                if (one ? d - one_begin >= one_len : !contains(regions, d)) continue;
+                std::uint64_t v = pdata::load_le64(keys + 8 * i);
+                if (cl && v == cv + cl && d == cd + cl) {
+                  ++cl;
                   continue;
                 }
-                if (cur) out.push_back(*cur);
-                cur = ReverseRun{d, v, 1, index};
+                if (cl) out.push_back(ReverseRun{cd, cv, cl, index});
+                cd = d;
+                cv = v;
+                cl = 1;
               }
+              run_d = cd;
+              run_v = cv;
+              run_len = cl;
               return Flow::kContinue;
             },
             [&](const pdata::Damage& d) {
               return damage("thin device " + std::to_string(dev) + ": ", d);
             });
-        if (cur) out.push_back(*cur);
+        if (run_len) out.push_back(ReverseRun{run_d, run_v, run_len, index});
         return f;
       },
       [&](const pdata::Damage& d) { return damage("top level of the mapping tree: ", d); });
@@ -103,6 +117,26 @@ Result<ReverseRuns> reverse_map(pdata::IoEngine& io, pdata::BlockAddr mapping_ro
     return a.data_begin < b.data_begin;
   });
   return out;
+}
+
+void write_reverse_runs(const ReverseRuns& runs, TextOutput& out) {
+  // The longest line: four 20-digit numbers, a device id and 22 bytes of text.
+  constexpr std::size_t kMaxLine = 160;
+  for (const ReverseRun& r : runs) {
+    char* p = out.reserve(kMaxLine);
+    p = write_lit(p, "data ");
+    p = write_u64(p, r.data_begin);
+    p = write_lit(p, "..");
+    p = write_u64(p, r.data_begin + r.len);
+    p = write_lit(p, " -> thin(");
+    p = write_u64(p, runs.dev(r));
+    p = write_lit(p, ") ");
+    p = write_u64(p, r.thin_begin);
+    p = write_lit(p, "..");
+    p = write_u64(p, r.thin_begin + r.len);
+    *p++ = '\n';
+    out.commit(p);
+  }
 }
 
 }  // namespace thinmeta::thin

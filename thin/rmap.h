@@ -9,6 +9,7 @@
 
 #include "persistent-data/io/io_engine.h"
 #include "persistent-data/result.h"
+#include "thin/text_output.h"
 
 namespace thinmeta::thin {
 
@@ -64,5 +65,8 @@ class ReverseRuns {
 // returns them sorted by data block, then device. Damage is an Errc::kDamage error.
 Result<ReverseRuns> reverse_map(pdata::IoEngine& io, pdata::BlockAddr mapping_root,
                                 std::vector<DataRegion> regions);
+
+// thin_rmap's output: "data B..E -> thin(DEV) V..W" a run, ends exclusive (FORMAT.md §16).
+void write_reverse_runs(const ReverseRuns& runs, TextOutput& out);
 
 }  // namespace thinmeta::thin

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "persistent-data/endian.h"
 #include "persistent-data/result.h"
 #include "thin/device_details.h"
 
@@ -80,6 +81,28 @@ class RunCoalescer {
     }
     THINMETA_CHECK(flush());
     run_ = MappingRun{thin_block, data_block, 1, time};
+    return {};
+  }
+  // add() of each entry of a mapping-tree leaf: nr little-endian keys and packed block/time
+  // values. The run in progress lives in locals through the loop (the hot loop of thin_dump).
+  Result<> add_leaf(const std::uint8_t* keys, const std::uint8_t* vals, std::uint32_t nr) {
+    MappingRun r = run_;
+    for (std::uint32_t i = 0; i < nr; ++i) {
+      std::uint64_t k = pdata::load_le64(keys + 8 * i);
+      BlockTime bt = unpack_block_time(pdata::load_le64(vals + 8 * i));
+      if (r.len && k == r.thin_begin + r.len && bt.data_block == r.data_begin + r.len &&
+          bt.time == r.time) {
+        ++r.len;
+        continue;
+      }
+      if (r.len) {
+        run_.len = 0;
+        const MappingRun done = r;  // r itself stays in registers (its address is not taken)
+        THINMETA_CHECK(out_.map(done));
+      }
+      r = MappingRun{k, bt.data_block, 1, bt.time};
+    }
+    run_ = r;
     return {};
   }
   Result<> flush() {

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "xml/metadata_writer.h"
 
+#include <algorithm>
+
 namespace thinmeta::xml {
 
 std::string escape_attr(std::string_view s) {
@@ -19,11 +21,13 @@ std::string escape_attr(std::string_view s) {
 }
 
 void MetadataWriter::attr(std::string_view name, std::uint64_t v) {
-  out_.put(' ');
-  out_.put(name);
-  out_.put("=\"");
-  out_.put_u64(v);
-  out_.put('"');
+  char* p = out_.reserve(name.size() + 24);
+  *p++ = ' ';
+  p = std::copy(name.begin(), name.end(), p);
+  p = thin::write_lit(p, "=\"");
+  p = thin::write_u64(p, v);
+  *p++ = '"';
+  out_.commit(p);
 }
 
 Result<> MetadataWriter::begin_superblock(const thin::SuperblockInfo& sb) {
@@ -62,19 +66,31 @@ Result<> MetadataWriter::end_device() {
   return out_.status();
 }
 
+// The longest mapping line: range_mapping with three 20-digit numbers and a 10-digit time
+// (159 bytes).
+constexpr std::size_t kMaxMapLine = 192;
+
 Result<> MetadataWriter::map(const thin::MappingRun& r) {
+  using thin::write_lit;
+  using thin::write_u64;
+  char* p = out_.reserve(kMaxMapLine);  // one check for the whole line
   if (r.len == 1) {
-    out_.put("    <single_mapping");
-    attr("origin_block", r.thin_begin);
-    attr("data_block", r.data_begin);
+    p = write_lit(p, "    <single_mapping origin_block=\"");
+    p = write_u64(p, r.thin_begin);
+    p = write_lit(p, "\" data_block=\"");
+    p = write_u64(p, r.data_begin);
   } else {
-    out_.put("    <range_mapping");
-    attr("origin_begin", r.thin_begin);
-    attr("data_begin", r.data_begin);
-    attr("length", r.len);
+    p = write_lit(p, "    <range_mapping origin_begin=\"");
+    p = write_u64(p, r.thin_begin);
+    p = write_lit(p, "\" data_begin=\"");
+    p = write_u64(p, r.data_begin);
+    p = write_lit(p, "\" length=\"");
+    p = write_u64(p, r.len);
   }
-  attr("time", r.time);
-  out_.put("/>\n");
+  p = write_lit(p, "\" time=\"");
+  p = write_u64(p, r.time);
+  p = write_lit(p, "\"/>\n");
+  out_.commit(p);
   return out_.status();
 }
 

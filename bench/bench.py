@@ -54,6 +54,7 @@ REF_RESTORED = ("1m", "4m", "8m", "16m")
 ALL_FIELDS = ("DEV,MAPPED_BLOCKS,EXCLUSIVE_BLOCKS,SHARED_BLOCKS,MAPPED_SECTORS,EXCLUSIVE_SECTORS,"
               "SHARED_SECTORS,MAPPED_BYTES,EXCLUSIVE_BYTES,SHARED_BYTES,MAPPED,EXCLUSIVE,SHARED,"
               "TRANSACTION,CREATE_TIME,SNAP_TIME")
+LS4 = "DEV,MAPPED_BLOCKS,EXCLUSIVE_BLOCKS,SHARED_BLOCKS"
 TINY_XML = ('<superblock uuid="" time="1" transaction="1" flags="0" version="2" '
             'data_block_size="128" nr_data_blocks="100">\n'
             '  <device dev_id="1" mapped_blocks="4" transaction="0" creation_time="0" '
@@ -167,6 +168,7 @@ def cases(name, xml, img, nr_data, scratch):
         ("repair", "thin_repair", ["-i", img, "-o", scratch], True),
         ("delta snap 2 vs origin 1", "thin_delta", ["--snap1", "1", "--snap2", "2", img], False),
         ("ls all fields", "thin_ls", ["-o", ALL_FIELDS, img], False),
+        ("ls 4 fields", "thin_ls", ["-o", LS4, img], False),  # the 1.3.3 row
         ("rmap whole data range", "thin_rmap", ["--region", f"0..{nr_data}", img], False),
     ]
 

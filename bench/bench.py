@@ -337,9 +337,10 @@ def print_table(rows):
             continue
         ratio = lambda x, y: f"{x / y:.1f}" if y > 0 else "inf"  # noqa: E731
         ns = lambda cpu: f"{cpu * 1e9 / nr:.1f}" if nr else "-"  # noqa: E731
-        if r is None:  # the floor, or a tool 0.9.0 does not have
+        if r is None:  # the floor, a tool 0.9.0 does not have, or --ours-only
+            ex = "-" if label.startswith("floor") else f"{o[3]}/-"
             print(f"| {size} | {label} | {o[0]:.3f} | - | - | {o[1]:.2f} | - | - | {ns(o[1])} | "
-                  f"- | {o[2] / 1024:.1f} | - | {o[0] / floor:.1f} | - | - |")
+                  f"- | {o[2] / 1024:.1f} | - | {o[0] / floor:.1f} | - | {ex} |")
             continue
         print(f"| {size} | {label} | {o[0]:.3f} | {r[0]:.3f} | {ratio(r[0], o[0])} | "
               f"{o[1]:.2f} | {r[1]:.2f} | {ratio(r[1], o[1])} | {ns(o[1])} | {ns(r[1])} | "

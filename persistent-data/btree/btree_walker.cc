@@ -19,20 +19,22 @@ std::string range_str(BlockAddr addr) { return " (block " + std::to_string(addr)
 // Batch buffers outlive a walk: tools walk one tree per device, and fresh buffers (up to 1 MiB
 // each, page-faulted in as they are read into) cost a quarter of a warm check's CPU. A walk
 // takes the buffers a previous one gave back (a few MiB in all, kept for the process).
+// A depth's buffers: two batches used in turn, then each one's prepared-leaf area.
+using DepthBuffers = std::array<AlignedBuffer, 4>;
 class BufferPool {
  public:
   static BufferPool& get() {
     static BufferPool pool;
     return pool;
   }
-  std::deque<std::array<AlignedBuffer, 2>> take() {
+  std::deque<DepthBuffers> take() {
     std::lock_guard<std::mutex> l(m_);
     if (free_.empty()) return {};
     auto b = std::move(free_.back());
     free_.pop_back();
     return b;
   }
-  void give(std::deque<std::array<AlignedBuffer, 2>> b) {
+  void give(std::deque<DepthBuffers> b) {
     std::lock_guard<std::mutex> l(m_);
     if (free_.size() < kMaxKept) free_.push_back(std::move(b));
   }
@@ -40,7 +42,7 @@ class BufferPool {
  private:
   static constexpr std::size_t kMaxKept = 4;  // walks at once (thin_delta runs two)
   std::mutex m_;
-  std::vector<std::deque<std::array<AlignedBuffer, 2>>> free_;
+  std::vector<std::deque<DepthBuffers>> free_;
 };
 
 // Reads ahead: the children of consecutive internal siblings are read as one batch of up to
@@ -54,7 +56,8 @@ class Walker {
   static constexpr std::size_t kMinSlice = 32;  // blocks a worker takes at least
 
   Walker(IoEngine& io, const WalkOptions& opts, BtreeVisitor& v)
-      : io_(io), opts_(opts), v_(v), bufs_(BufferPool::get().take()) {}
+      : io_(io), opts_(opts), v_(v), prepare_(v.prepares_leaves()),
+        bufs_(BufferPool::get().take()) {}
   ~Walker() { BufferPool::get().give(std::move(bufs_)); }
   Walker(const Walker&) = delete;
   Walker& operator=(const Walker&) = delete;
@@ -71,7 +74,7 @@ class Walker {
     if (err)
       return v_.damage({root, ctx.range, std::string("read error: ") + std::strerror(err) +
                                              range_str(root)});
-    return visit_kids(std::span<const NodeContext>(&ctx, 1), buf.data(), &err, nullptr);
+    return visit_kids(std::span<const NodeContext>(&ctx, 1), buf.data(), &err, nullptr, nullptr);
   }
 
  private:
@@ -86,8 +89,10 @@ class Walker {
     std::vector<Expanded> group;
     std::vector<BlockAddr> addrs;
     std::vector<int> errs;
-    std::vector<std::uint8_t> verified;  // checksum and self address already checked
+    std::vector<NodeContext> ctxs;       // of each block read
+    std::vector<std::uint8_t> verified;  // kChecksum or kNodeOk, as found on the reading side
     AlignedBuffer* bufs = nullptr;
+    AlignedBuffer* prepared = nullptr;  // a block's worth for each leaf (prepare_leaf)
     Pending<void> done;  // valid while the read runs on the helper thread
   };
 
@@ -114,11 +119,14 @@ class Walker {
     }
   }
 
+  // What the reading side found out about a block (Batch::verified).
+  enum : std::uint8_t { kUnchecked = 0, kChecksum = 1, kNodeOk = 2 };
+
   // Visits nodes already read (kids[i] is at base + i * kBlockSize, errs[i] its read status,
-  // verified[i] (if given) whether its checksum is known good), in order. Runs of internal
-  // siblings are expanded together.
+  // verified[i] (if given) what is known good about it, prepared (if given) the prepared
+  // leaves' areas, a block each), in order. Runs of internal siblings are expanded together.
   Flow visit_kids(std::span<const NodeContext> kids, const std::uint8_t* base, const int* errs,
-                  const std::uint8_t* verified) {
+                  const std::uint8_t* verified, const std::uint8_t* prepared) {
     std::size_t i = 0;
     while (i < kids.size()) {
       const std::uint8_t* block = base + i * kBlockSize;
@@ -130,14 +138,17 @@ class Walker {
         ++i;
         continue;
       }
-      if (auto d = check(kids[i], block, verified && verified[i])) {
+      bool ok = verified && verified[i] == kNodeOk;
+      if (auto d = ok ? std::nullopt : check(kids[i], block, verified && verified[i])) {
         if (v_.damage(*d) == Flow::kStop) return Flow::kStop;
         ++i;
         continue;
       }
       NodeView n(block);
       if (n.is_leaf()) {
-        if (v_.leaf(kids[i], n) == Flow::kStop) return Flow::kStop;
+        Flow f = ok && prepared ? v_.leaf_prepared(kids[i], n, prepared + i * kBlockSize)
+                                : v_.leaf(kids[i], n);
+        if (f == Flow::kStop) return Flow::kStop;
         ++i;
         continue;
       }
@@ -183,22 +194,30 @@ class Walker {
       ++j;
     }
     b.addrs.clear();
+    b.ctxs.clear();
     for (const auto& e : b.group)
-      for (const auto& k : e.kids) b.addrs.push_back(k.addr);
+      for (const auto& k : e.kids) {
+        b.addrs.push_back(k.addr);
+        b.ctxs.push_back(k);
+      }
     b.errs.assign(b.addrs.size(), 0);
-    b.bufs = nullptr;
+    b.bufs = b.prepared = nullptr;
     if (b.addrs.empty()) return j;
     unsigned depth = b.group.front().ctx.depth;
     if (bufs_.size() <= depth) bufs_.resize(depth + 1);
     if (flip_.size() <= depth) flip_.resize(depth + 1);
     // Two buffers a depth, used in turn: the batch being visited and the one being read.
-    AlignedBuffer& buf = bufs_[depth][flip_[depth]];
+    unsigned f = flip_[depth];
     flip_[depth] ^= 1;
     // Grown geometrically: a fresh (zeroed, page-faulted) buffer for every slightly larger
     // batch cost a tenth of a warm check's CPU.
-    if (buf.capacity() < b.addrs.size())
-      buf.resize(std::max(b.addrs.size(), std::min(kMaxBatch, 2 * buf.capacity())));
-    b.bufs = &buf;
+    auto fit = [&](AlignedBuffer& buf) {
+      if (buf.capacity() < b.addrs.size())
+        buf.resize(std::max(b.addrs.size(), std::min(kMaxBatch, 2 * buf.capacity())));
+      return &buf;
+    };
+    b.bufs = fit(bufs_[depth][f]);
+    if (prepare_) b.prepared = fit(bufs_[depth][2 + f]);
     return j;
   }
 
@@ -220,9 +239,15 @@ class Walker {
         if (split_reads)
           io_.read_many(std::span<const BlockAddr>(b.addrs).subspan(lo, hi - lo),
                         b.bufs->block(lo), std::span<int>(b.errs).subspan(lo, hi - lo));
-        for (std::size_t k = lo; k < hi; ++k)
-          b.verified[k] =
-              !b.errs[k] && !validate_block(b.bufs->block(k), b.addrs[k], BlockKind::kNode);
+        // The node checks too (they need only the block and its context), and the leaves'
+        // preparation: the visiting thread is left the rest.
+        for (std::size_t k = lo; k < hi; ++k) {
+          const std::uint8_t* block = b.bufs->block(k);
+          if (b.errs[k] || validate_block(block, b.addrs[k], BlockKind::kNode)) continue;
+          b.verified[k] = check(b.ctxs[k], block, true) ? kChecksum : kNodeOk;
+          if (b.prepared && b.verified[k] == kNodeOk && NodeView(block).is_leaf())
+            v_.prepare_leaf(b.ctxs[k], NodeView(block), b.prepared->block(k));
+        }
       };
       if (slices > 1)
         run_parallel(slices, slice);
@@ -245,7 +270,8 @@ class Walker {
       path_.push_back(e.ctx.addr);
       Flow f = e.kids.empty() ? Flow::kContinue
                               : visit_kids(e.kids, b.bufs->block(off), b.errs.data() + off,
-                                           b.verified.data() + off);
+                                           b.verified.data() + off,
+                                           b.prepared ? b.prepared->block(off) : nullptr);
       path_.pop_back();
       if (f == Flow::kStop) return Flow::kStop;
       off += e.kids.size();
@@ -262,8 +288,9 @@ class Walker {
   IoEngine& io_;
   const WalkOptions& opts_;
   BtreeVisitor& v_;
+  const bool prepare_;             // the visitor prepares leaves on the reading side
   std::vector<BlockAddr> path_;    // ancestors of the nodes being visited
-  std::deque<std::array<AlignedBuffer, 2>> bufs_;  // per depth; deque keeps references valid
+  std::deque<DepthBuffers> bufs_;  // per depth; deque keeps references valid
   std::vector<unsigned> flip_;
 };
 

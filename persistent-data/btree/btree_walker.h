@@ -44,6 +44,19 @@ class BtreeVisitor {
   virtual Flow internal(const NodeContext&, const NodeView&) { return Flow::kContinue; }
   virtual Flow leaf(const NodeContext&, const NodeView&) = 0;
   virtual Flow damage(const Damage&) = 0;
+
+  // Leaf work that needs nothing but the leaf (decoding) may run ahead, on the threads that
+  // checksum a batch: when prepares_leaves() is true, prepare_leaf() is called for each valid
+  // leaf of a batch, concurrently and in any order, with a kBlockSize area of its own; that
+  // area is then passed to leaf_prepared() in walk order, on the visiting thread, instead of
+  // calling leaf(). prepare_leaf() may only read state no callback changes during the walk.
+  // Leaves not read in a batch (a root leaf) still go to leaf().
+  virtual bool prepares_leaves() const { return false; }
+  virtual void prepare_leaf(const NodeContext&, const NodeView&, std::uint8_t* /*area*/) const {}
+  virtual Flow leaf_prepared(const NodeContext& c, const NodeView& n,
+                             const std::uint8_t* /*area*/) {
+    return leaf(c, n);
+  }
 };
 
 struct WalkOptions {

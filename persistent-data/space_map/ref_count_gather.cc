@@ -109,15 +109,22 @@ void RefCountTreeGather::apply(std::size_t i, const std::uint8_t* block) {
     return;
   }
   NodeView n(block);
-  for (std::uint32_t k = 0; k < n.nr_entries(); ++k) {
-    std::uint64_t key = n.key(k);
-    std::uint32_t c = load_le32(n.value(k));
-    if (key >= nr_blocks_ || c < 3) {
-      state_[i] = kBad;
-      return;
-    }
+  std::uint32_t nr = n.nr_entries();  // <= max_entries_for(4): checked above
+  std::uint64_t keys[max_entries_for(kRefCountValueSize)];
+  std::uint32_t counts[max_entries_for(kRefCountValueSize)];
+  const std::uint8_t* values = n.value(0);
+  bool bad = false;
+  for (std::uint32_t k = 0; k < nr; ++k) {
+    keys[k] = n.key(k);
+    counts[k] = load_le32(values + 4ull * k);
+    bad |= keys[k] >= nr_blocks_ || counts[k] < 3;
   }
-  for (std::uint32_t k = 0; k < n.nr_entries(); ++k) img_.counts.set(n.key(k), load_le32(n.value(k)));
+  if (bad) {
+    state_[i] = kBad;
+    return;
+  }
+  img_.counts.set_sorted(std::span<const std::uint64_t>(keys, nr),
+                         std::span<const std::uint32_t>(counts, nr));
   state_[i] = kDone;
 }
 

@@ -2,6 +2,7 @@
 #include "persistent-data/space_map/ref_counts.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace thinmeta::pdata {
 
@@ -9,11 +10,10 @@ RefCounts::~RefCounts() = default;
 
 RefCounts::RefCounts(RefCounts&& o) noexcept
     : nr_blocks_(o.nr_blocks_), pages_(std::move(o.pages_)), overflow_(std::move(o.overflow_)),
-      last_index_(o.last_index_), last_(o.last_) {
+      last_index_(o.last_index_), last_(o.last_), last_bytes_(o.last_bytes_) {
   o.pages_.clear();
   o.overflow_.clear();
-  o.last_index_ = ~0ull;
-  o.last_ = nullptr;
+  o.note_last(~0ull, nullptr);
 }
 
 RefCounts& RefCounts::operator=(RefCounts&& o) noexcept {
@@ -23,18 +23,17 @@ RefCounts& RefCounts::operator=(RefCounts&& o) noexcept {
   overflow_ = std::move(o.overflow_);
   last_index_ = o.last_index_;
   last_ = o.last_;
+  last_bytes_ = o.last_bytes_;
   o.pages_.clear();
   o.overflow_.clear();
-  o.last_index_ = ~0ull;
-  o.last_ = nullptr;
+  o.note_last(~0ull, nullptr);
   return *this;
 }
 
 RefCounts::Page& RefCounts::page(std::uint64_t index) {
   if (index == last_index_) return *last_;
   Page& p = pages_[index];
-  last_index_ = index;
-  last_ = &p;
+  note_last(index, &p);
   return p;
 }
 
@@ -42,8 +41,7 @@ const RefCounts::Page* RefCounts::find_page(std::uint64_t index) const {
   if (index == last_index_) return last_;
   auto it = pages_.find(index);
   if (it == pages_.end()) return nullptr;
-  last_index_ = index;
-  last_ = const_cast<Page*>(&it->second);
+  note_last(index, const_cast<Page*>(&it->second));
   return last_;
 }
 
@@ -64,8 +62,39 @@ std::uint32_t RefCounts::page_get(const Page& p, std::uint64_t b, std::uint32_t 
   return p.d->ovf_cnt[static_cast<std::size_t>(it - p.d->ovf_off.begin())];
 }
 
+namespace {
+
+// The four 2-bit counts of a byte of a dense page, a byte each (the lowest bits first).
+struct Expand {
+  std::uint8_t v[256][4];
+  constexpr Expand() : v{} {
+    for (unsigned x = 0; x < 256; ++x)
+      for (unsigned k = 0; k < 4; ++k) v[x][k] = static_cast<std::uint8_t>((x >> (2 * k)) & 3);
+  }
+};
+constexpr Expand kExpand;
+
+}  // namespace
+
 void RefCounts::densify(Page& p, std::uint64_t base) {
   auto d = std::make_unique<Dense>();
+  std::size_t big = 0;
+  for (std::uint32_t e : p.sparse) big += (e & Page::kCountMask) >= 3;
+  if (big > Page::kMaxSmallOverflow) {
+    // Would turn into a byte a block at once (e.g. a snapshot-shared region): straight there.
+    d->bytes.assign(kPageBlocks, 0);
+    for (std::uint32_t e : p.sparse) {
+      std::uint32_t off = e >> Page::kCountBits, c = e & Page::kCountMask;
+      if (c == Page::kSparseFar) c = overflow_.at(base + off);  // stays in the map: >= kFar
+      d->bytes[off] = c < Page::kFar ? static_cast<std::uint8_t>(c) : Page::kFar;
+      if (c >= Page::kFar) overflow_[base + off] = c;
+    }
+    p.sparse.clear();
+    p.sparse.shrink_to_fit();
+    p.d = std::move(d);
+    if (&p == last_) last_bytes_ = p.d->bytes.data();
+    return;
+  }
   d->bits.assign(Page::kDenseWords, 0);
   for (std::uint32_t e : p.sparse) {
     std::uint32_t off = e >> Page::kCountBits, c = e & Page::kCountMask;
@@ -82,16 +111,15 @@ void RefCounts::densify(Page& p, std::uint64_t base) {
   p.sparse.clear();
   p.sparse.shrink_to_fit();
   p.d = std::move(d);
-  if (p.d->ovf_off.size() > Page::kMaxSmallOverflow) to_bytes(p, base);
 }
 
 void RefCounts::to_bytes(Page& p, std::uint64_t base) {
   Dense& d = *p.d;
-  d.bytes.assign(kPageBlocks, 0);
+  d.bytes.resize(kPageBlocks);
   for (std::size_t w = 0; w < d.bits.size(); ++w) {
     std::uint64_t word = d.bits[w];
     std::uint8_t* out = d.bytes.data() + w * 32;
-    for (unsigned k = 0; k < 32; ++k) out[k] = static_cast<std::uint8_t>((word >> (2 * k)) & 3);
+    for (unsigned k = 0; k < 8; ++k) std::memcpy(out + 4 * k, kExpand.v[(word >> (8 * k)) & 0xff], 4);
   }
   for (std::size_t k = 0; k < d.ovf_off.size(); ++k) {
     std::uint32_t c = d.ovf_cnt[k];
@@ -101,6 +129,7 @@ void RefCounts::to_bytes(Page& p, std::uint64_t base) {
   std::vector<std::uint64_t>().swap(d.bits);
   std::vector<std::uint32_t>().swap(d.ovf_off);
   std::vector<std::uint32_t>().swap(d.ovf_cnt);
+  if (&p == last_) last_bytes_ = d.bytes.data();
 }
 
 void RefCounts::page_set(Page& p, std::uint64_t b, std::uint32_t off, std::uint32_t count) {
@@ -246,7 +275,7 @@ void RefCounts::inc(std::uint64_t b, std::uint32_t by) {
   page_set(p, b, off, page_get(p, b, off) + by);
 }
 
-void RefCounts::inc_range(std::uint64_t b, std::uint64_t len, std::uint32_t by) {
+void RefCounts::inc_range_slow(std::uint64_t b, std::uint64_t len, std::uint32_t by) {
   if (!by) return;
   while (len) {
     Page& p = page(b >> kPageShift);
@@ -416,6 +445,123 @@ std::size_t RefCounts::memory_bytes() const {
            p.d->bytes.capacity();
   }
   return n;
+}
+
+}  // namespace thinmeta::pdata
+
+namespace thinmeta::pdata {
+
+void RefCounts::set_sorted(std::span<const std::uint64_t> blocks,
+                           std::span<const std::uint32_t> counts) {
+  std::size_t i = 0, n = blocks.size();
+  while (i < n) {
+    std::uint64_t index = blocks[i] >> kPageShift;
+    Page& p = page(index);
+    std::size_t j = i + 1;
+    while (j < n && blocks[j] >> kPageShift == index) ++j;
+    auto off_of = [](std::uint64_t b) { return static_cast<std::uint32_t>(b & (kPageBlocks - 1)); };
+    if (p.is_bytes()) {
+      std::uint8_t* v = p.d->bytes.data();
+      for (; i < j; ++i) {
+        std::uint8_t& e = v[off_of(blocks[i])];
+        std::uint32_t c = counts[i];
+        if (e == Page::kFar) overflow_.erase(blocks[i]);
+        if (c < Page::kFar) {
+          e = static_cast<std::uint8_t>(c);
+        } else {
+          e = Page::kFar;
+          overflow_[blocks[i]] = c;
+        }
+      }
+    } else if (!p.d && (p.sparse.empty() || (p.sparse.back() >> Page::kCountBits) < off_of(blocks[i]))) {
+      // Appended in order (a leaf of a tree read in key order); the form is settled once the
+      // group is in, as page_set would have settled it entry by entry.
+      std::uint32_t prev = 0;
+      for (std::size_t k = i; k < j; ++k) {
+        std::uint32_t off = off_of(blocks[k]), c = counts[k];
+        if (k > i && off <= prev) {  // not ascending: the general path for the rest
+          for (; k < j; ++k) page_set(p, blocks[k], off_of(blocks[k]), counts[k]);
+          break;
+        }
+        prev = off;
+        if (!c) continue;
+        if (c >= Page::kSparseFar) overflow_[blocks[k]] = c;
+        p.sparse.push_back(off << Page::kCountBits | std::min(c, Page::kSparseFar));
+      }
+      if (!p.d && p.sparse.size() > Page::kMaxSparse) densify(p, index << kPageShift);
+      i = j;
+    } else {
+      for (; i < j; ++i) page_set(p, blocks[i], off_of(blocks[i]), counts[i]);
+    }
+  }
+}
+
+std::size_t RefCounts::first_mismatch(std::uint64_t first, std::span<const std::uint32_t> got) const {
+  // Blocks are compared 64 at a time with loops the compiler vectorises; a chunk that differs
+  // (or holds a count kept elsewhere) is then looked at block by block.
+  constexpr std::size_t kChunk = 64;
+  std::size_t i = 0;
+  while (i < got.size()) {
+    std::uint64_t b = first + i;
+    const Page* p = find_page(b >> kPageShift);
+    auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
+    std::size_t n = std::min<std::size_t>(got.size() - i, kPageBlocks - off);
+    const std::uint32_t* g = got.data() + i;
+    auto slow = [&](std::size_t k, std::size_t e) -> std::size_t {  // [k, e): first mismatch or e
+      if (!p) {
+        for (; k < e; ++k)
+          if (g[k]) return k;
+        return e;
+      }
+      if (!p->d) {  // sparse: zero but where an entry is
+        auto it = p->lower(static_cast<std::uint32_t>(off + k));
+        for (; k < e; ++k) {
+          auto o = static_cast<std::uint32_t>(off + k);
+          std::uint32_t want = 0;
+          if (it != p->sparse.end() && (*it >> Page::kCountBits) == o) {
+            want = page_get(*p, b + k, o);
+            ++it;
+          }
+          if (want != g[k]) return k;
+        }
+        return e;
+      }
+      for (; k < e; ++k)
+        if (page_get(*p, b + k, static_cast<std::uint32_t>(off + k)) != g[k]) return k;
+      return e;
+    };
+    std::size_t k = 0;
+    if (!p) {
+      for (; k + kChunk <= n; k += kChunk) {
+        std::uint32_t any = 0;
+        for (std::size_t m = 0; m < kChunk; ++m) any |= g[k + m];
+        if (any) return i + slow(k, k + kChunk);
+      }
+    } else if (p->is_bytes()) {
+      const std::uint8_t* v = p->d->bytes.data() + off;
+      for (; k + kChunk <= n; k += kChunk) {
+        std::uint32_t diff = 0;
+        for (std::size_t m = 0; m < kChunk; ++m)
+          diff |= (g[k + m] ^ v[k + m]) | (v[k + m] == Page::kFar);
+        if (diff)
+          if (std::size_t at = slow(k, k + kChunk); at != k + kChunk) return i + at;
+      }
+    } else if (p->is_bits()) {
+      for (; k + kChunk <= n; k += kChunk) {
+        std::uint32_t diff = 0;
+        for (std::size_t m = 0; m < kChunk; ++m) {
+          auto o = static_cast<std::uint32_t>(off + k + m);
+          auto c = static_cast<std::uint32_t>((p->d->bits[o / 32] >> (2 * (o % 32))) & 3);
+          diff |= (g[k + m] ^ c) | (c == 3);
+        }
+        if (diff)
+          if (std::size_t at = slow(k, k + kChunk); at != k + kChunk) return i + at;
+      }
+    }
+    if (std::size_t at = slow(k, n); at != n) return i + at;
+    i += n;
+  }
+  return got.size();
 }
 
 }  // namespace thinmeta::pdata

@@ -15,6 +15,21 @@ constexpr std::uint32_t kRefCountValueSize = 4;
 constexpr std::uint32_t kIndexValueSize = 16;
 constexpr std::size_t kBitmapBatch = 64;
 
+// The four entries of a bitmap byte as counts (an entry's first bit is its high bit), 3 as
+// kPending.
+struct Decode {
+  std::uint32_t v[256][4];
+  constexpr Decode() : v{} {
+    for (unsigned x = 0; x < 256; ++x)
+      for (unsigned k = 0; k < 4; ++k) {
+        unsigned c = ((x >> (2 * k)) & 1) << 1 | ((x >> (2 * k + 1)) & 1);
+        v[x][k] = c == 3 ? kPending : c;
+      }
+  }
+};
+constexpr Decode kDecode;
+static_assert(kEntriesPerBitmap % 32 == 0);
+
 std::string blk(BlockAddr b) { return "(block " + std::to_string(b) + ")"; }
 
 // Adapts walk_btree to lambdas.
@@ -202,11 +217,11 @@ void SpaceMapReader::for_each_bitmap(const CountsFn& fn, bool count_ref_count_tr
       if (!x) continue;
       counts_zero = last_zero_ = false;
       any_pending |= (x & (x >> 1) & 0x5555555555555555ull) != 0;
+      // A byte (four entries) at a time; entries past `end` are 0 (masked above) and the
+      // array holds whole words.
       std::uint32_t* out = counts.data() + w * 32;
-      for (unsigned k = 0; k < end - w * 32; ++k) {
-        auto c = static_cast<std::uint32_t>(((x >> (2 * k)) & 1) << 1 | ((x >> (2 * k + 1)) & 1));
-        out[k] = c == 3 ? kPending : c;
-      }
+      for (unsigned k = 0; k < 8; ++k)
+        std::memcpy(out + 4 * k, kDecode.v[(x >> (8 * k)) & 0xff], sizeof(kDecode.v[0]));
     }
     for (std::size_t e = len; e < kEntriesPerBitmap; ++e)
       if (bitmap_entry(b, e)) {

@@ -166,3 +166,55 @@ TEST(RefCounts, IncRangeOnTwoBitPagesStopsAtEachOverflow) {
   }
   for (std::uint64_t b = 0; b < model.size(); ++b) ASSERT_EQ(rc.get(b), model[b]) << b;
 }
+
+TEST(RefCounts, SetSortedMatchesSetOneByOne) {
+  // Leaves of sorted (block, count) pairs, as a reference-count tree gives them, over pages in
+  // every form (appended sparse, densified to 2 bits or bytes, far counts >= 255), and pages
+  // written out of order (the general path).
+  std::mt19937_64 rng(19);
+  RefCounts bulk(1ull << 24), one(1ull << 24);
+  for (int leaf = 0; leaf < 400; ++leaf) {
+    std::uint64_t b = rng() % (6 * RefCounts::kPageBlocks);
+    std::vector<std::uint64_t> blocks;
+    std::vector<std::uint32_t> counts;
+    auto n = static_cast<std::size_t>(1 + rng() % 336);
+    for (std::size_t i = 0; i < n; ++i) {
+      b += 1 + (leaf % 3 == 0 ? rng() % 200 : rng() % 3);
+      blocks.push_back(b);
+      std::uint32_t c = rng() % 40 == 0 ? static_cast<std::uint32_t>(rng() % 300000)
+                                        : static_cast<std::uint32_t>(rng() % 6);
+      counts.push_back(c);
+      one.set(b, c);
+    }
+    bulk.set_sorted(blocks, counts);
+  }
+  std::vector<std::uint32_t> want(8 * RefCounts::kPageBlocks), got(want.size());
+  one.get_range(0, want);
+  bulk.get_range(0, got);
+  ASSERT_EQ(got, want);
+  EXPECT_EQ(bulk.nr_nonzero(), one.nr_nonzero());
+  EXPECT_EQ(bulk.nr_overflow(), one.nr_overflow());
+}
+
+TEST(RefCounts, FirstMismatchFindsTheFirstDifferingBlock) {
+  // Pages sparse, 2 bits, bytes with far counts, and absent; each compared whole, then with
+  // one count changed at random places (chunk edges included).
+  RefCounts rc(1ull << 24);
+  std::mt19937_64 rng(23);
+  for (int i = 0; i < 3000; ++i) rc.inc(rng() % RefCounts::kPageBlocks);  // sparse or 2 bits
+  rc.inc_range(RefCounts::kPageBlocks, RefCounts::kPageBlocks);           // 2 bits, all 1
+  for (int d = 0; d < 4; ++d) rc.inc_range(2 * RefCounts::kPageBlocks, RefCounts::kPageBlocks);
+  for (int i = 0; i < 50; ++i) rc.set(2 * RefCounts::kPageBlocks + rng() % 1000, 255 + i);
+  // page 3 absent; page 4: a few counts
+  for (int i = 0; i < 5; ++i) rc.set(4 * RefCounts::kPageBlocks + 7 * i, 3 + i);
+  const std::uint64_t first = 100, len = 5 * RefCounts::kPageBlocks - 300;
+  std::vector<std::uint32_t> got(len);
+  rc.get_range(first, got);
+  EXPECT_EQ(rc.first_mismatch(first, got), len);
+  for (int t = 0; t < 400; ++t) {
+    std::uint64_t at = t < 8 ? (t * 64 + (t % 2 ? 63 : 0)) % len : rng() % len;
+    std::vector<std::uint32_t> g = got;
+    g[at] = g[at] == 0 ? 1 : (t % 3 == 0 ? g[at] + 300 : g[at] - 1);
+    ASSERT_EQ(rc.first_mismatch(first, g), at) << at;
+  }
+}

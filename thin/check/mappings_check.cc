@@ -6,7 +6,10 @@
 //   references once per distinct leaf, so a leaf shared by snapshots counts once.
 // Not checked: that snapshots' times are consistent with their origin's (the kernel does not
 //   require it).
+#include <new>
+
 #include "thin/check/context.h"
+#include "thin/check/leaf_runs.h"
 
 namespace thinmeta::thin::check_detail {
 namespace {
@@ -32,49 +35,17 @@ class DeviceWalker final : public pdata::BtreeVisitor {
     for (std::uint32_t i = 0; i < n.nr_entries(); ++i) kids.push_back(n.value64(i));
     return Flow::kContinue;
   }
+  // Leaves are decoded where they are checksummed (worker threads); counted here, in order.
+  bool prepares_leaves() const override { return true; }
+  void prepare_leaf(const NodeContext&, const NodeView& n, std::uint8_t* area) const override {
+    decode_leaf_runs(n, nr_data_, roots_.time, *new (area) LeafRuns);
+  }
+  Flow leaf_prepared(const NodeContext& c, const NodeView& n, const std::uint8_t* area) override {
+    return count(c, n, *std::launder(reinterpret_cast<const LeafRuns*>(area)));
+  }
   Flow leaf(const NodeContext& c, const NodeView& n) override {
-    std::uint32_t nr = n.nr_entries();
-    ctx_.leaf_totals[c.addr] = nr;
-    total += nr;
-    std::uint32_t beyond = 0, newer = 0;
-    std::uint64_t first_beyond = 0, first_newer = 0;
-    BlockTime bt_beyond{}, bt_newer{};
-    // Data references go in runs of consecutive blocks (one inc_range each).
-    std::uint64_t run_begin = 0, run_len = 0;
-    const std::uint8_t* values = n.value(0);
-    const std::uint64_t nr_data = ctx_.nr_data;
-    const std::uint32_t pool_time = roots_.time;
-    for (std::uint32_t i = 0; i < nr; ++i) {
-      BlockTime bt = unpack_block_time(pdata::load_le64(values + 8ull * i));
-      if (bt.data_block >= nr_data) {
-        if (!beyond++) first_beyond = n.key(i), bt_beyond = bt;
-      } else if (run_len && bt.data_block == run_begin + run_len) {
-        ++run_len;
-      } else {
-        if (run_len) ctx_.data_counts.inc_range(run_begin, run_len);
-        run_begin = bt.data_block;
-        run_len = 1;
-      }
-      if (bt.time > pool_time && !newer++) first_newer = n.key(i), bt_newer = bt;
-    }
-    if (run_len) ctx_.data_counts.inc_range(run_begin, run_len);
-    if (!beyond && !newer) return Flow::kContinue;
-    std::string dev = roots_.label + "thin device " + std::to_string(id_);
-    if (beyond)
-      ctx_.fatal(dev + " has " + std::to_string(beyond) + " mappings beyond the data device in " +
-                     range_str(c.range),
-                 "virtual block " + std::to_string(first_beyond) + " maps to data block " +
-                     std::to_string(bt_beyond.data_block) + ", but the pool has " +
-                     std::to_string(ctx_.nr_data) + " data blocks (btree node, block " +
-                     std::to_string(c.addr) + ")");
-    if (newer)
-      ctx_.fatal(dev + " has " + std::to_string(newer) + " mappings newer than the pool in " +
-                     range_str(c.range),
-                 "virtual block " + std::to_string(first_newer) + " has time " +
-                     std::to_string(bt_newer.time) + ", but the pool time is " +
-                     std::to_string(roots_.time) + " (btree node, block " +
-                     std::to_string(c.addr) + ")");
-    return Flow::kContinue;
+    decode_leaf_runs(n, nr_data_, roots_.time, runs_);
+    return count(c, n, runs_);
   }
   Flow damage(const Damage& d) override {
     damaged = true;
@@ -88,9 +59,37 @@ class DeviceWalker final : public pdata::BtreeVisitor {
   bool damaged = false;
 
  private:
+  Flow count(const NodeContext& c, const NodeView& n, const LeafRuns& runs) {
+    std::uint32_t nr = n.nr_entries();
+    ctx_.leaf_totals[c.addr] = nr;
+    total += nr;
+    // Data references go in runs of consecutive blocks (one inc_range each).
+    for (std::uint32_t r = 0; r < runs.nr_runs; ++r)
+      ctx_.data_counts.inc_range(runs.runs[r].begin, runs.runs[r].len);
+    if (!runs.beyond && !runs.newer) return Flow::kContinue;
+    std::string dev = roots_.label + "thin device " + std::to_string(id_);
+    if (runs.beyond)
+      ctx_.fatal(dev + " has " + std::to_string(runs.beyond) +
+                     " mappings beyond the data device in " + range_str(c.range),
+                 "virtual block " + std::to_string(runs.first_beyond_key) +
+                     " maps to data block " + std::to_string(runs.first_beyond.data_block) +
+                     ", but the pool has " + std::to_string(ctx_.nr_data) +
+                     " data blocks (btree node, block " + std::to_string(c.addr) + ")");
+    if (runs.newer)
+      ctx_.fatal(dev + " has " + std::to_string(runs.newer) + " mappings newer than the pool in " +
+                     range_str(c.range),
+                 "virtual block " + std::to_string(runs.first_newer_key) + " has time " +
+                     std::to_string(runs.first_newer.time) + ", but the pool time is " +
+                     std::to_string(roots_.time) + " (btree node, block " +
+                     std::to_string(c.addr) + ")");
+    return Flow::kContinue;
+  }
+
   Context& ctx_;
   const Roots& roots_;
   std::uint64_t id_;
+  const std::uint64_t nr_data_ = ctx_.nr_data;  // read by prepare_leaf on other threads
+  LeafRuns runs_;                               // leaves not prepared (a root leaf)
 };
 
 }  // namespace

@@ -31,6 +31,18 @@ class Visitor final : public pdata::SpaceMapVisitor {
   std::string name_;
 };
 
+std::uint64_t count_nonzero(std::span<const std::uint32_t> v) {
+  std::uint64_t n = 0;
+  std::size_t i = 0;
+  for (; i + 64 <= v.size(); i += 64) {  // a fixed trip count: vectorised
+    std::uint32_t c = 0;
+    for (std::size_t k = 0; k < 64; ++k) c += v[i + k] != 0;
+    n += c;
+  }
+  for (; i < v.size(); ++i) n += v[i] != 0;
+  return n;
+}
+
 // Compares on-disk counts with computed ones, a bitmap at a time.
 void compare(Context& ctx, pdata::SpaceMapReader& reader, const pdata::RefCounts& expected,
              const std::string& name, std::vector<Leak>& leaks,
@@ -42,11 +54,12 @@ void compare(Context& ctx, pdata::SpaceMapReader& reader, const pdata::RefCounts
   reader.for_each_bitmap([&](std::uint64_t first, std::span<const std::uint32_t> got, bool valid) {
     if (!valid) return;
     if (reader.last_bitmap_zero() && !expected.any_nonzero(first, got.size())) return;
+    allocated += count_nonzero(got);
+    std::size_t from = expected.first_mismatch(first, got);
+    if (from == got.size()) return;
     std::span<std::uint32_t> w(want.data(), got.size());
     expected.get_range(first, w);
-    for (std::uint32_t c : got) allocated += c != 0;
-    if (std::equal(got.begin(), got.end(), w.begin())) return;
-    for (std::size_t i = 0; i < got.size(); ++i) {
+    for (std::size_t i = from; i < got.size(); ++i) {
       if (got[i] == w[i]) continue;
       std::uint64_t b = first + i;
       bool leak = got[i] > w[i];

@@ -10,10 +10,10 @@ RefCounts::~RefCounts() = default;
 
 RefCounts::RefCounts(RefCounts&& o) noexcept
     : nr_blocks_(o.nr_blocks_), pages_(std::move(o.pages_)), overflow_(std::move(o.overflow_)),
-      last_index_(o.last_index_), last_(o.last_), last_bytes_(o.last_bytes_) {
+      recent_(o.recent_) {
   o.pages_.clear();
   o.overflow_.clear();
-  o.note_last(~0ull, nullptr);
+  o.forget_recent();
 }
 
 RefCounts& RefCounts::operator=(RefCounts&& o) noexcept {
@@ -21,28 +21,28 @@ RefCounts& RefCounts::operator=(RefCounts&& o) noexcept {
   nr_blocks_ = o.nr_blocks_;
   pages_ = std::move(o.pages_);
   overflow_ = std::move(o.overflow_);
-  last_index_ = o.last_index_;
-  last_ = o.last_;
-  last_bytes_ = o.last_bytes_;
+  recent_ = o.recent_;
   o.pages_.clear();
   o.overflow_.clear();
-  o.note_last(~0ull, nullptr);
+  o.forget_recent();
   return *this;
 }
 
 RefCounts::Page& RefCounts::page(std::uint64_t index) {
-  if (index == last_index_) return *last_;
+  const Recent& r = recent_[index % kRecent];
+  if (r.index == index) return *r.page;
   Page& p = pages_[index];
-  note_last(index, &p);
+  note_recent(index, &p);
   return p;
 }
 
 const RefCounts::Page* RefCounts::find_page(std::uint64_t index) const {
-  if (index == last_index_) return last_;
+  const Recent& r = recent_[index % kRecent];
+  if (r.index == index) return r.page;
   auto it = pages_.find(index);
   if (it == pages_.end()) return nullptr;
-  note_last(index, const_cast<Page*>(&it->second));
-  return last_;
+  note_recent(index, const_cast<Page*>(&it->second));
+  return &it->second;
 }
 
 std::uint32_t RefCounts::page_get(const Page& p, std::uint64_t b, std::uint32_t off) const {
@@ -92,7 +92,7 @@ void RefCounts::densify(Page& p, std::uint64_t base) {
     p.sparse.clear();
     p.sparse.shrink_to_fit();
     p.d = std::move(d);
-    if (&p == last_) last_bytes_ = p.d->bytes.data();
+    note_recent(base >> kPageShift, &p);
     return;
   }
   d->bits.assign(Page::kDenseWords, 0);
@@ -129,7 +129,7 @@ void RefCounts::to_bytes(Page& p, std::uint64_t base) {
   std::vector<std::uint64_t>().swap(d.bits);
   std::vector<std::uint32_t>().swap(d.ovf_off);
   std::vector<std::uint32_t>().swap(d.ovf_cnt);
-  if (&p == last_) last_bytes_ = d.bytes.data();
+  note_recent(base >> kPageShift, &p);
 }
 
 void RefCounts::page_set(Page& p, std::uint64_t b, std::uint32_t off, std::uint32_t count) {
@@ -282,6 +282,14 @@ void RefCounts::inc_range_slow(std::uint64_t b, std::uint64_t len, std::uint32_t
     auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
     auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(len, kPageBlocks - off));
     std::uint32_t k = 0;
+    if (!p.d && by < Page::kSparseFar) {
+      if (p.sparse.size() + n > Page::kMaxSparse) {
+        densify(p, b - off);  // as adding one by one would, soon
+      } else if (p.sparse.empty() || (p.sparse.back() >> Page::kCountBits) < off) {
+        for (std::uint32_t o = off; o < off + n; ++o) p.sparse.push_back(o << Page::kCountBits | by);
+        k = n;  // appended (a walk's ascending runs)
+      }
+    }
     while (k < n) {
       // Tight loops while the page's form allows an in-place add; one general step otherwise
       // (which may change the form).
@@ -301,6 +309,14 @@ void RefCounts::inc_range_slow(std::uint64_t b, std::uint64_t len, std::uint32_t
           std::uint64_t& w = p.d->bits[o / 32];
           std::uint64_t fail = (by == 1 ? (w >> 1) : (w | (w >> 1))) & m;
           if (fail) {  // add up to the first entry that would overflow, then the slow step
+            // Entries reaching 3 now (those at 3 already are in the list): when they would
+            // overflow the small list, the page takes a byte a block now rather than soon.
+            std::uint64_t fresh = fail & ~(w & (w >> 1));
+            if (p.d->ovf_off.size() + static_cast<std::size_t>(__builtin_popcountll(fresh)) >
+                Page::kMaxSmallOverflow) {
+              to_bytes(p, b - off);
+              break;
+            }
             auto bit = static_cast<unsigned>(__builtin_ctzll(fail));
             std::uint64_t ok = m & ((1ull << bit) - 1);
             w += by == 1 ? ok : ok << 1;
@@ -312,6 +328,8 @@ void RefCounts::inc_range_slow(std::uint64_t b, std::uint64_t len, std::uint32_t
         }
       }
       if (k == n) break;
+      if (p.is_bytes() && by < Page::kFar && p.d->bytes[off + k] < Page::kFar - by)
+        continue;  // just turned into bytes: the tight loop again
       page_set(p, b + k, off + k, page_get(p, b + k, off + k) + by);
       ++k;
     }

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <algorithm>
+#include <array>
 #include <memory>
 #include <span>
 #include <unordered_map>
@@ -36,13 +37,14 @@ class RefCounts {
   std::uint32_t dec(std::uint64_t b);
   void set(std::uint64_t b, std::uint32_t count);
   std::uint32_t get(std::uint64_t b) const;
-  // Adds `by` to each of blocks [b, b + len). A run inside the page last touched, when that
-  // page holds a byte a block, is added here without a call (the mapping walk of a pool with
-  // snapshots: runs of ~16 blocks, most counts 2-4).
+  // Adds `by` to each of blocks [b, b + len). A run inside a recently touched page that holds
+  // a byte a block is added here without a call (the mapping walk of a pool with snapshots:
+  // runs of ~16 blocks, most counts 2-4).
   void inc_range(std::uint64_t b, std::uint64_t len, std::uint32_t by = 1) {
-    if (by == 1 && last_bytes_ && (b >> kPageShift) == last_index_ &&
+    const Recent& r = recent_[(b >> kPageShift) % kRecent];
+    if (by == 1 && r.bytes && (b >> kPageShift) == r.index &&
         (b & (kPageBlocks - 1)) + len <= kPageBlocks) {
-      std::uint8_t* v = last_bytes_ + (b & (kPageBlocks - 1));
+      std::uint8_t* v = r.bytes + (b & (kPageBlocks - 1));
       std::uint64_t k = 0;
       while (k < len && v[k] < Page::kFar - 1) v[k] = static_cast<std::uint8_t>(v[k] + 1), ++k;
       if (k == len) return;
@@ -128,22 +130,26 @@ class RefCounts {
   void page_set(Page& p, std::uint64_t b, std::uint32_t off, std::uint32_t count);
   void densify(Page& p, std::uint64_t base);
   void inc_range_slow(std::uint64_t b, std::uint64_t len, std::uint32_t by);
-  // last_bytes_ follows last_: its byte array when it holds a byte a block, else null.
-  void note_last(std::uint64_t index, Page* p) const {
-    last_index_ = index;
-    last_ = p;
-    last_bytes_ = p && p->is_bytes() ? p->d->bytes.data() : nullptr;
+  // Recently looked-up pages, direct-mapped by index (a walk of a snapshot alternates between
+  // the region it shares and the blocks it overwrote, spread over a few dozen pages). `bytes`
+  // is the page's byte array when it holds a byte a block, else null. Pages never move.
+  struct Recent {
+    std::uint64_t index = ~0ull;
+    Page* page = nullptr;
+    std::uint8_t* bytes = nullptr;
+  };
+  static constexpr std::size_t kRecent = 64;
+  void note_recent(std::uint64_t index, Page* p) const {
+    recent_[index % kRecent] = {index, p, p->is_bytes() ? p->d->bytes.data() : nullptr};
   }
+  void forget_recent() const { recent_.fill(Recent{}); }
   void to_bytes(Page& p, std::uint64_t base);
 
   std::uint64_t nr_blocks_;
   std::unordered_map<std::uint64_t, Page> pages_;  // node based: a Page never moves
   // Counts of kFar bytes and kSparseFar entries.
   std::unordered_map<std::uint64_t, std::uint32_t> overflow_;
-  // The page last looked up: walks touch one page many times in a row.
-  mutable std::uint64_t last_index_ = ~0ull;
-  mutable Page* last_ = nullptr;
-  mutable std::uint8_t* last_bytes_ = nullptr;
+  mutable std::array<Recent, kRecent> recent_;
 };
 
 template <typename Fn>

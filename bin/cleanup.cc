@@ -10,6 +10,8 @@
 #include <iterator>
 #include <mutex>
 
+#include "persistent-data/io/mmap_engine.h"
+
 namespace thinmeta::cli {
 namespace {
 
@@ -20,9 +22,13 @@ std::mutex g_mutex;
 constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 struct sigaction g_old[std::size(kSignals)];
 
-extern "C" void cleanup_on_signal(int sig) {
+void unlink_registered() {
   for (auto& slot : g_paths)
     if (char* p = slot.load()) ::unlink(p);
+}
+
+extern "C" void cleanup_on_signal(int sig) {
+  unlink_registered();
   // Then what was there before: another handler (chained), or death by the signal.
   for (std::size_t i = 0; i < std::size(kSignals); ++i) {
     if (kSignals[i] != sig) continue;
@@ -41,6 +47,8 @@ extern "C" void cleanup_on_signal(int sig) {
 void install_cleanup_handlers() {
   static std::once_flag once;
   std::call_once(once, [] {
+    // A mapped input that faults (truncated under the mapping) ends the process too.
+    pdata::set_mapped_fault_hook(unlink_registered);
     for (std::size_t i = 0; i < std::size(kSignals); ++i) {
       if (::sigaction(kSignals[i], nullptr, &g_old[i]) != 0) continue;
       if (g_old[i].sa_handler == SIG_IGN) continue;  // nohup & co: an ignored signal stays ignored

@@ -2,7 +2,8 @@
 // Files to remove if the process ends early: temporary outputs (OutputFile, and the tools to
 // come: thin_receive, thin_metadata_unpack, ...) are registered here while they exist, and
 // SIGINT, SIGTERM, SIGHUP and SIGQUIT unlink every registered path before the process dies of
-// the signal as it would have (same status, as shells and lvm2 expect). Normal exits and
+// the signal as it would have (same status, as shells and lvm2 expect); a fault in a mapped
+// input (mmap_engine.h: the file truncated while read) unlinks them before its exit status 1. Normal exits and
 // errors remove their files themselves (OutputFile's destructor); this covers the signals.
 // A handler installed before the first registration (e.g. dm/snap_hold's) is chained: it runs
 // after the unlinks. One installed later should likewise call the one it replaces.

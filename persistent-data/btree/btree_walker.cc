@@ -56,7 +56,7 @@ class Walker {
   static constexpr std::size_t kMinSlice = 32;  // blocks a worker takes at least
 
   Walker(IoEngine& io, const WalkOptions& opts, BtreeVisitor& v)
-      : io_(io), opts_(opts), v_(v), prepare_(v.prepares_leaves()),
+      : io_(io), opts_(opts), v_(v), prepare_(v.prepares_leaves()), views_(io.has_views()),
         bufs_(BufferPool::get().take()) {}
   ~Walker() { BufferPool::get().give(std::move(bufs_)); }
   Walker(const Walker&) = delete;
@@ -68,13 +68,18 @@ class Walker {
     if (root >= io_.nr_blocks())
       return v_.damage({root, ctx.range, "btree root beyond the end of the metadata device" +
                                              range_str(root)});
-    AlignedBuffer buf(1);
+    AlignedBuffer buf;
+    const std::uint8_t* block = nullptr;
     int err = 0;
-    io_.read_many(std::span<const BlockAddr>(&root, 1), buf.data(), std::span<int>(&err, 1));
+    if (!io_.view_many(std::span<const BlockAddr>(&root, 1), &block, std::span<int>(&err, 1))) {
+      buf.resize(1);
+      io_.read_many(std::span<const BlockAddr>(&root, 1), buf.data(), std::span<int>(&err, 1));
+      block = buf.data();
+    }
     if (err)
       return v_.damage({root, ctx.range, std::string("read error: ") + std::strerror(err) +
                                              range_str(root)});
-    return visit_kids(std::span<const NodeContext>(&ctx, 1), buf.data(), &err, nullptr, nullptr);
+    return visit_kids(std::span<const NodeContext>(&ctx, 1), &block, &err, nullptr, nullptr);
   }
 
  private:
@@ -91,7 +96,8 @@ class Walker {
     std::vector<int> errs;
     std::vector<NodeContext> ctxs;       // of each block read
     std::vector<std::uint8_t> verified;  // kChecksum or kNodeOk, as found on the reading side
-    AlignedBuffer* bufs = nullptr;
+    std::vector<const std::uint8_t*> blocks;  // where each block is: in bufs, or a view
+    AlignedBuffer* bufs = nullptr;            // nullptr when the engine hands out views
     AlignedBuffer* prepared = nullptr;  // a block's worth for each leaf (prepare_leaf)
     Pending<void> done;  // valid while the read runs on the helper thread
   };
@@ -122,14 +128,14 @@ class Walker {
   // What the reading side found out about a block (Batch::verified).
   enum : std::uint8_t { kUnchecked = 0, kChecksum = 1, kNodeOk = 2 };
 
-  // Visits nodes already read (kids[i] is at base + i * kBlockSize, errs[i] its read status,
+  // Visits nodes already read (kids[i] is at blocks[i], errs[i] its read status,
   // verified[i] (if given) what is known good about it, prepared (if given) the prepared
   // leaves' areas, a block each), in order. Runs of internal siblings are expanded together.
-  Flow visit_kids(std::span<const NodeContext> kids, const std::uint8_t* base, const int* errs,
-                  const std::uint8_t* verified, const std::uint8_t* prepared) {
+  Flow visit_kids(std::span<const NodeContext> kids, const std::uint8_t* const* blocks,
+                  const int* errs, const std::uint8_t* verified, const std::uint8_t* prepared) {
     std::size_t i = 0;
     while (i < kids.size()) {
-      const std::uint8_t* block = base + i * kBlockSize;
+      const std::uint8_t* block = blocks[i];
       if (errs[i]) {
         if (v_.damage({kids[i].addr, kids[i].range,
                        std::string("read error: ") + std::strerror(errs[i]) +
@@ -156,16 +162,16 @@ class Walker {
       // visited, the next one is read on a helper thread (I/O overlaps decoding).
       Batch slots[2];
       std::size_t cur = 0;
-      i = form_batch(kids, base, errs, i, slots[cur]);
+      i = form_batch(kids, blocks, errs, i, slots[cur]);
       start_read(slots[cur], /*async=*/false);
       for (;;) {
         Batch& b = slots[cur];
         Batch& next = slots[cur ^ 1];
         next.group.clear();
         std::size_t after = i;
-        if (i < kids.size() && !errs[i] && !check(kids[i], base + i * kBlockSize) &&
-            NodeView(base + i * kBlockSize).is_internal()) {
-          after = form_batch(kids, base, errs, i, next);
+        if (i < kids.size() && !errs[i] && !check(kids[i], blocks[i]) &&
+            NodeView(blocks[i]).is_internal()) {
+          after = form_batch(kids, blocks, errs, i, next);
           start_read(next, next.addrs.size() >= kMinAsync);
         }
         if (b.done.valid()) b.done.get();
@@ -180,12 +186,12 @@ class Walker {
 
   // Internal siblings kids[i..] whose children fit one batch, their enter() decisions made.
   // Returns the index after the group.
-  std::size_t form_batch(std::span<const NodeContext> kids, const std::uint8_t* base,
+  std::size_t form_batch(std::span<const NodeContext> kids, const std::uint8_t* const* blocks,
                          const int* errs, std::size_t i, Batch& b) {
     b.group.clear();
     std::size_t total = 0, j = i;
     while (j < kids.size() && !errs[j]) {
-      const std::uint8_t* bj = base + j * kBlockSize;
+      const std::uint8_t* bj = blocks[j];
       if (j > i && (check(kids[j], bj) || !NodeView(bj).is_internal())) break;
       if (!b.group.empty() && total + NodeView(bj).nr_entries() > kMaxBatch) break;
       b.group.push_back(Expanded{kids[j], bj, {}, {}});
@@ -201,6 +207,7 @@ class Walker {
         b.ctxs.push_back(k);
       }
     b.errs.assign(b.addrs.size(), 0);
+    b.blocks.assign(b.addrs.size(), nullptr);
     b.bufs = b.prepared = nullptr;
     if (b.addrs.empty()) return j;
     unsigned depth = b.group.front().ctx.depth;
@@ -216,7 +223,7 @@ class Walker {
         buf.resize(std::max(b.addrs.size(), std::min(kMaxBatch, 2 * buf.capacity())));
       return &buf;
     };
-    b.bufs = fit(bufs_[depth][f]);
+    if (!views_) b.bufs = fit(bufs_[depth][f]);  // views: the blocks stay where they are
     if (prepare_) b.prepared = fit(bufs_[depth][2 + f]);
     return j;
   }
@@ -228,11 +235,16 @@ class Walker {
     b.verified.assign(b.addrs.size(), 0);
     // With worker threads, the batch is cut into slices, each checksummed (and, where the
     // engine reads in parallel, read) by one of them. Only the checks run out of order.
+    // With views nothing is copied: the checks are the first touch of each block (the page
+    // faults land on the threads that verify).
     auto read = [this, &b] {
       std::size_t n = b.addrs.size();
       std::size_t slices = std::min<std::size_t>(worker_count(), n / kMinSlice);
-      bool split_reads = slices > 1 && io_.parallel_reads();
-      if (!split_reads) io_.read_many(b.addrs, b.bufs->data(), b.errs);
+      bool split_reads = !views_ && slices > 1 && io_.parallel_reads();
+      if (views_)
+        io_.view_many(b.addrs, b.blocks.data(), b.errs);
+      else if (!split_reads)
+        io_.read_many(b.addrs, b.bufs->data(), b.errs);
       auto slice = [&](std::size_t s) {
         std::size_t lo = n * s / std::max<std::size_t>(slices, 1);
         std::size_t hi = n * (s + 1) / std::max<std::size_t>(slices, 1);
@@ -242,7 +254,8 @@ class Walker {
         // The node checks too (they need only the block and its context), and the leaves'
         // preparation: the visiting thread is left the rest.
         for (std::size_t k = lo; k < hi; ++k) {
-          const std::uint8_t* block = b.bufs->block(k);
+          if (!views_) b.blocks[k] = b.bufs->block(k);
+          const std::uint8_t* block = b.blocks[k];
           if (b.errs[k] || validate_block(block, b.addrs[k], BlockKind::kNode)) continue;
           b.verified[k] = check(b.ctxs[k], block, true) ? kChecksum : kNodeOk;
           if (b.prepared && b.verified[k] == kNodeOk && NodeView(block).is_leaf())
@@ -269,7 +282,7 @@ class Walker {
         if (v_.damage(d) == Flow::kStop) return Flow::kStop;
       path_.push_back(e.ctx.addr);
       Flow f = e.kids.empty() ? Flow::kContinue
-                              : visit_kids(e.kids, b.bufs->block(off), b.errs.data() + off,
+                              : visit_kids(e.kids, b.blocks.data() + off, b.errs.data() + off,
                                            b.verified.data() + off,
                                            b.prepared ? b.prepared->block(off) : nullptr);
       path_.pop_back();
@@ -289,6 +302,7 @@ class Walker {
   const WalkOptions& opts_;
   BtreeVisitor& v_;
   const bool prepare_;             // the visitor prepares leaves on the reading side
+  const bool views_;               // the engine hands out blocks in place: no batch copies
   std::vector<BlockAddr> path_;    // ancestors of the nodes being visited
   std::deque<DepthBuffers> bufs_;  // per depth; deque keeps references valid
   std::vector<unsigned> flip_;

@@ -28,6 +28,7 @@ EngineKind engine_from_env() {
   if (s == "sync") return EngineKind::kSync;
   if (s == "aio") return EngineKind::kAio;
   if (s == "libaio") return EngineKind::kLibaio;
+  if (s == "mmap") return EngineKind::kMmap;
   return EngineKind::kAuto;
 }
 

@@ -44,14 +44,26 @@ class IoEngine {
   // cache, memory) rather than one after the other (the asynchronous engines serialise): a
   // walk then splits a batch's reads over its worker threads.
   virtual bool parallel_reads() const { return false; }
+  // Engines that hold the blocks in memory (the mapped engine) hand out pointers to them
+  // instead of copying: views[i] = where block addrs[i] is (nullptr on error), errs[i] as
+  // read_many. A view stays valid, and its bytes as the device holds them, for the engine's
+  // life. Returns false (and fills nothing) when the engine only copies: use read_many.
+  // Nothing is verified: a caller checksums a view before it decodes it.
+  virtual bool view_many(std::span<const BlockAddr> /*addrs*/, const std::uint8_t** /*views*/,
+                         std::span<int> /*errs*/) {
+    return false;
+  }
+  // Whether view_many works (the answer never changes for an engine).
+  virtual bool has_views() const { return false; }
 
   Result<> read(BlockAddr addr, std::uint8_t* buf);
   Result<> write(BlockAddr addr, const std::uint8_t* buf);
 };
 
 // kAio: asynchronous O_DIRECT reads, io_uring where the kernel allows it, else libaio;
-// kLibaio: libaio only.
-enum class EngineKind { kAuto, kSync, kAio, kLibaio };
+// kLibaio: libaio only; kMmap: a regular file mapped, blocks visited in place (mmap_engine.h;
+// on a block device it means kSync).
+enum class EngineKind { kAuto, kSync, kAio, kLibaio, kMmap };
 
 struct OpenOptions {
   bool writable = false;
@@ -66,7 +78,7 @@ Result<std::unique_ptr<IoEngine>> open_engine(const std::string& path, const Ope
 // In-memory engine for tests and for building images before they are written.
 std::unique_ptr<IoEngine> make_memory_engine(BlockAddr nr_blocks);
 
-// The engine selected by $THINMETA_IO_ENGINE ("sync", "aio", "libaio"), or kAuto.
+// The engine selected by $THINMETA_IO_ENGINE ("sync", "aio", "libaio", "mmap"), or kAuto.
 EngineKind engine_from_env();
 
 }  // namespace thinmeta::pdata

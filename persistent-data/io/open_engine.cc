@@ -11,6 +11,7 @@
 
 #include "persistent-data/io/aio_engine.h"
 #include "persistent-data/io/io_engine.h"
+#include "persistent-data/io/mmap_engine.h"
 #include "persistent-data/io/sync_engine.h"
 #include "persistent-data/io/uring_engine.h"
 
@@ -30,9 +31,12 @@ Result<std::unique_ptr<IoEngine>> open_engine(const std::string& path, const Ope
   // Engine: asynchronous O_DIRECT for block devices (bypass the page cache: the kernel may be
   // writing the device), io_uring or else libaio; pread through the page cache for image
   // files. THINMETA_IO_ENGINE (or OpenOptions::engine) forces one; aio on a file uses
-  // O_DIRECT when the file system allows it.
+  // O_DIRECT when the file system allows it; mmap maps a file (blocks visited where the page
+  // cache holds them; not the default: no cheaper than pread here, see mmap_engine.h) and
+  // means sync on a block device.
   EngineKind kind = opts.engine == EngineKind::kAuto ? engine_from_env() : opts.engine;
   if (kind == EngineKind::kAuto) kind = is_blk ? EngineKind::kAio : EngineKind::kSync;
+  if (is_blk && kind == EngineKind::kMmap) kind = EngineKind::kSync;
   int flags = (opts.writable ? O_RDWR : O_RDONLY) | O_CLOEXEC;
   if (is_blk && opts.exclusive) flags |= O_EXCL;
   bool direct = is_blk || kind == EngineKind::kAio || kind == EngineKind::kLibaio;
@@ -53,6 +57,8 @@ Result<std::unique_ptr<IoEngine>> open_engine(const std::string& path, const Ope
     ::close(fd);
     return fail(Errc::kIo, "Couldn't get the size of '" + path + "': " + std::strerror(e));
   }
+  if (kind == EngineKind::kMmap)
+    if (auto mapped = make_mmap_engine(fd, size, path)) return mapped;
   if (kind == EngineKind::kAio)
     if (auto uring = make_uring_engine(fd, size, kDefaultQueueDepth)) return uring;
   if (kind == EngineKind::kAio || kind == EngineKind::kLibaio)

@@ -218,13 +218,20 @@ class Walker {
     flip_[depth] ^= 1;
     // Grown geometrically: a fresh (zeroed, page-faulted) buffer for every slightly larger
     // batch cost a tenth of a warm check's CPU.
-    auto fit = [&](AlignedBuffer& buf) {
-      if (buf.capacity() < b.addrs.size())
-        buf.resize(std::max(b.addrs.size(), std::min(kMaxBatch, 2 * buf.capacity())));
+    // Batch buffers are only read into (not zeroed: resize_for_reads); the prepared areas
+    // are zeroed as before.
+    auto fit = [&](AlignedBuffer& buf, bool for_reads) {
+      std::size_t want = std::max(b.addrs.size(), std::min(kMaxBatch, 2 * buf.capacity()));
+      if (buf.capacity() < b.addrs.size()) {
+        if (for_reads)
+          buf.resize_for_reads(want);
+        else
+          buf.resize(want);
+      }
       return &buf;
     };
-    if (!views_) b.bufs = fit(bufs_[depth][f]);  // views: the blocks stay where they are
-    if (prepare_) b.prepared = fit(bufs_[depth][2 + f]);
+    if (!views_) b.bufs = fit(bufs_[depth][f], true);  // views: the blocks stay where they are
+    if (prepare_) b.prepared = fit(bufs_[depth][2 + f], false);
     return j;
   }
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// The synchronous engine: pread/pwrite, one block at a time (adjacent blocks coalesced).
+// The synchronous engine: pread/preadv/pwrite through the page cache (adjacent and nearby
+// blocks joined into one call, io_plan.h).
 #pragma once
 
 #include <memory>

@@ -9,6 +9,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
@@ -18,6 +19,7 @@
 
 #include "persistent-data/io/block.h"
 #include "persistent-data/pack/pack_format.h"
+#include "thin/superblock.h"
 
 namespace thinmeta::cli {
 
@@ -34,6 +36,49 @@ const std::map<std::string, ToolMain>& tools() { return registry(); }
 int report(const Error& e) {
   if (e.code != Errc::kBrokenPipe) std::cerr << e.what << '\n';
   return 1;
+}
+
+std::string usage_text(std::string_view head, std::initializer_list<HelpRow> rows,
+                       std::string_view tail) {
+  constexpr std::size_t kMaxColumn = 30;  // wider options put their text on the next line
+  constexpr std::size_t kWidth = 100;     // the text wraps at words before this column
+  std::size_t col = 0;
+  for (const auto& r : rows)
+    if (r.option.size() <= kMaxColumn) col = std::max(col, r.option.size());
+  const std::string indent(2 + col + 2, ' ');
+  std::string out(head);
+  for (const auto& r : rows) {
+    out += "  ";
+    out += r.option;
+    if (r.option.size() > col) {
+      out += "\n" + indent;
+    } else {
+      out += std::string(col - r.option.size() + 2, ' ');
+    }
+    std::size_t at = indent.size();
+    std::string_view text = r.text;
+    bool first = true;
+    while (!text.empty()) {
+      std::size_t sp = text.find(' ');
+      std::string_view word = text.substr(0, sp);
+      text = sp == std::string_view::npos ? std::string_view{} : text.substr(sp + 1);
+      if (!first && at + 1 + word.size() > kWidth) {
+        out += "\n" + indent;
+        at = indent.size();
+        first = true;
+      }
+      if (!first) {
+        out += ' ';
+        ++at;
+      }
+      out += word;
+      at += word.size();
+      first = false;
+    }
+    out += "\n";
+  }
+  out += tail;
+  return out;
 }
 
 UsageError missing_argument(const std::string& name) {
@@ -171,6 +216,14 @@ SuperblockOverrides superblock_overrides(const po::variables_map& vm) {
   if (vm.count("nr-data-blocks"))
     o.nr_data_blocks = parse_u64(vm["nr-data-blocks"].as<std::string>(), "nr data blocks");
   return o;
+}
+
+void require_valid_data_block_size(const SuperblockOverrides& o) {
+  if (!o.data_block_size) return;
+  std::uint32_t v = *o.data_block_size;
+  if (v < thin::kMinDataBlockSize || v > thin::kMaxDataBlockSize || v % thin::kMinDataBlockSize)
+    throw UsageError{"invalid --data-block-size " + std::to_string(v) +
+                     ": it must be a multiple of 128 sectors between 128 and 2097152"};
 }
 
 constexpr std::uint64_t kMinOutputBytes = 40960;  // 1.3.3's floor; the plan checks the rest

@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/program_options.hpp>
@@ -29,6 +30,18 @@ struct ToolRegistration {
 const std::map<std::string, ToolMain>& tools();
 #define THINMETA_TOOL(name, fn) \
   static const ::thinmeta::cli::ToolRegistration thinmeta_reg_##name(#name, fn)
+
+// A --help text: `head`, then one "  <option>  <what it does>" line per row (the second column
+// aligned; an option too wide for it puts its text on the next line), then `tail`.
+struct HelpRow {
+  std::string_view option, text;
+};
+std::string usage_text(std::string_view head, std::initializer_list<HelpRow> rows,
+                       std::string_view tail = "");
+// The row of --progress/--no-progress (bin/progress.h), the same in every tool that has them.
+inline constexpr HelpRow kProgressRow{
+    "{--progress|--no-progress}",
+    "Force progress on stderr on or off (default: only on a terminal)"};
 
 // Thrown by frontends for argument errors; run() prints the message and a pointer to --help.
 struct UsageError {
@@ -82,6 +95,9 @@ struct SuperblockOverrides {
   std::optional<std::uint64_t> nr_data_blocks;
 };
 SuperblockOverrides superblock_overrides(const po::variables_map& vm);
+// thin_restore / thin_repair write the block size: one the kernel rejects is an argument error
+// naming the option (a multiple of 128 sectors from 128 to 2097152).
+void require_valid_data_block_size(const SuperblockOverrides& o);
 
 // The output of thin_restore / thin_repair must already exist (its size sets the metadata
 // size) and be a regular file (>= 40960 bytes) or a block device. 1.3.3 wording.

@@ -14,20 +14,25 @@
 namespace thinmeta::cli {
 namespace {
 
-const char* const kUsage =
+const std::string kUsage = usage_text(
     "Usage: thin_check [options] {device|file}\n"
-    "Options:\n"
-    "  {-q|--quiet}\n"
-    "  {-h|--help}\n"
-    "  {-V|--version}\n"
-    "  {-m|--metadata-snap}\n"
-    "  {--auto-repair}\n"
-    "  {--override-mapping-root} <block>\n"
-    "  {--override-details-root} <block>\n"
-    "  {--clear-needs-check-flag}\n"
-    "  {--ignore-non-fatal-errors}\n"
-    "  {--skip-mappings}\n"
-    "  {--super-block-only}\n";
+    "Checks thin-pool metadata: every tree and both space maps.\n"
+    "Options:\n",
+    {{"{-q|--quiet}", "Print nothing; only the exit status tells the result"},
+     {"{-h|--help}", "Print this help and exit"},
+     {"{-V|--version}", "Print the version and exit"},
+     {"{-m|--metadata-snap}", "Check the held metadata snapshot instead of the live metadata"},
+     {"{--auto-repair}", "Fix leaked data and metadata blocks, and clear the needs_check flag"},
+     {"{--override-mapping-root} <block>", "Check the mapping tree rooted at <block> instead"},
+     {"{--override-details-root} <block>",
+      "Check the device details tree rooted at <block> instead"},
+     {"{--clear-needs-check-flag}",
+      "Clear the needs_check flag (fixing leaks first) when no fatal error is found"},
+     {"{--ignore-non-fatal-errors}", "Exit 0 when the only errors are non-fatal (leaks)"},
+     {"{--skip-mappings}",
+      "Check the devices and the top level of the mapping tree only (no space maps)"},
+     {"{--super-block-only}", "Check the superblock only"},
+     kProgressRow});
 
 // Progress and findings on stderr (two spaces per level), the info lines on stdout.
 class PrintingReport final : public thin::CheckReport {
@@ -162,6 +167,7 @@ int thin_check_main(int argc, char** argv) {
     thin::CheckResult res = thin::check(**io, copts, out);
 
     bool non_fatal = res.non_fatal;
+    bool cleared = false;
     if ((auto_repair || clear_flag) && !res.fatal && res.live) {
       thin::RepairOutcome fixed;
       auto r = thin::repair_leaks(**io, res, /*clear_needs_check=*/true, fixed);
@@ -172,8 +178,13 @@ int thin_check_main(int argc, char** argv) {
       if (fixed.metadata_leaks) out.note("fixed metadata leaks");
       if (fixed.data_leaks) out.note("fixed data leaks");
       if (fixed.cleared_flag) out.note("cleared needs_check flag");
+      cleared = fixed.cleared_flag;
       if (fixed.repaired_all_non_fatal) non_fatal = false;
     }
+    // The kernel sets needs_check after a metadata error; not an error of the check itself.
+    if (res.live && (res.live->flags & thin::kNeedsCheckFlag) && !cleared)
+      out.note("the needs_check flag is set: the kernel found a metadata error; "
+               "--clear-needs-check-flag clears it when the check passes");
     if (res.fatal) return 1;
     if (non_fatal && !ignore_non_fatal) return 1;
     return 0;

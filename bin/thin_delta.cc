@@ -14,17 +14,19 @@
 namespace thinmeta::cli {
 namespace {
 
-const char* const kUsage =
-    "Usage: thin_delta [options] <device or file>\n"
-    "Options:\n"
-    "  {--thin1, --snap1} <dev-id>\n"
-    "  {--thin2, --snap2} <dev-id>\n"
-    "  {--root1} <block#>\n"
-    "  {--root2} <block#>\n"
-    "  {-m, --metadata-snap} [block#]\n"
-    "  {--verbose}\n"
-    "  {-h|--help}\n"
-    "  {-V|--version}\n";
+const std::string kUsage = usage_text(
+    "Usage: thin_delta [options] --thin1 <dev-id> --thin2 <dev-id> <device or file>\n"
+    "Prints which virtual blocks differ between two thin devices.\n"
+    "Options:\n",
+    {{"{--thin1, --snap1} <dev-id>", "The left thin device"},
+     {"{--thin2, --snap2} <dev-id>", "The right thin device"},
+     {"{--root1} <block#>", "Instead of --thin1: the mapping tree rooted at this metadata block"},
+     {"{--root2} <block#>", "Instead of --thin2: the mapping tree rooted at this metadata block"},
+     {"{-m, --metadata-snap} [block#]",
+      "Read the held metadata snapshot (the block number, if given, must be attached)"},
+     {"{--verbose}", "List every range with its data blocks instead of merging touching ranges"},
+     {"{-h|--help}", "Print this help and exit"},
+     {"{-V|--version}", "Print the version and exit"}});
 
 // The last of --snapN/--thinN (or --rootN) given, as getopt's last-one-wins.
 std::optional<thin::DiffSide> side(const po::variables_map& vm, const std::vector<std::string>& args,

@@ -15,22 +15,28 @@
 namespace thinmeta::cli {
 namespace {
 
-const char* const kUsage =
+const std::string kUsage = usage_text(
     "Usage: thin_dump [options] {device|file}\n"
-    "Options:\n"
-    "  {-h|--help}\n"
-    "  {-f|--format} {xml|human_readable}\n"
-    "  {-r|--repair}\n"
-    "  {-m|--metadata-snap}[=block#]\n"
-    "  {-o|--output} <xml file>\n"
-    "  {--dev-id} <dev-id>\n"
-    "  {--skip-mappings}\n"
-    "  {--transaction-id} <natural>\n"
-    "  {--data-block-size} <natural>\n"
-    "  {--nr-data-blocks} <natural>\n"
-    "  {--use-metadata-snap}\n"
-    "  {-q|--quiet}\n"
-    "  {-V|--version}\n";
+    "Prints thin-pool metadata as XML (what thin_restore reads) or human-readable text.\n"
+    "Options:\n",
+    {{"{-h|--help}", "Print this help and exit"},
+     {"{-f|--format} {xml|human_readable}", "Output format (default: xml)"},
+     {"{-r|--repair}", "Dump damaged metadata, recovering what can be recovered"},
+     {"{-m|--metadata-snap}[=block#]",
+      "Dump the held metadata snapshot (the block number, if given, must be attached)"},
+     {"{-o|--output} <xml file>", "Write to this file instead of stdout"},
+     {"{--dev-id} <dev-id>", "Dump only this thin device (may be repeated)"},
+     {"{--skip-mappings}", "Dump the devices without their mappings"},
+     {"{--transaction-id} <natural>", "Print this transaction id instead of the superblock's"},
+     {"{--data-block-size} <natural>",
+      "Print this data block size (sectors) instead of the superblock's"},
+     {"{--nr-data-blocks} <natural>",
+      "Print this number of data blocks instead of the superblock's"},
+     {"{--use-metadata-snap}",
+      "With --repair: a device whose live tree is lost takes its held snapshot's tree"},
+     {"{-q|--quiet}", "With --repair: do not report what was lost or recovered"},
+     {"{-V|--version}", "Print the version and exit"},
+     kProgressRow});
 
 int thin_dump_main(int argc, char** argv) {
   return run("thin_dump", kUsage, [&]() -> int {

@@ -26,18 +26,19 @@ const char* const kFields[] = {
     "HIGHEST_BLOCK", "HIGHEST_SECTOR", "HIGHEST_BYTE", "HIGHEST_MAPPED"};
 
 std::string usage() {
-  std::string u =
+  std::string fields = "\nwhere <fields> is a comma separated list (no spaces) from:\n";
+  for (const char* f : kFields) fields += std::string("  ") + f + "\n";
+  return usage_text(
       "Usage: thin_ls [options] {metadata device}\n"
-      "Options:\n"
-      "  {-h|--help}\n"
-      "  {-m|--metadata-snap}\n"
-      "  {--no-headers}\n"
-      "  {-o|--format <fields>}\n"
-      "  {-V|--version}\n"
-      "\n"
-      "where <fields> is a comma separated list from:\n";
-  for (const char* f : kFields) u += std::string("  ") + f + "\n";
-  return u;
+      "Lists the thin devices of a pool, one row each, with the fields asked for.\n"
+      "Options:\n",
+      {{"{-h|--help}", "Print this help and exit"},
+       {"{-m|--metadata-snap}", "Read the held metadata snapshot instead of the live metadata"},
+       {"{--no-headers}", "Do not print the header row"},
+       {"{-o|--format <fields>}", "The columns to print (default: DEV,MAPPED,CREATE_TIME,SNAP_TIME)"},
+       {"{-V|--version}", "Print the version and exit"},
+       kProgressRow},
+      fields);
 }
 
 struct Row {
@@ -79,17 +80,22 @@ std::string cell(const std::string& field, const Row& r, std::uint64_t block_sec
   return "";
 }
 
-std::optional<std::vector<std::string>> parse_fields(const std::string& s) {
+// The fields of -o, or a UsageError naming the first one not known.
+std::vector<std::string> parse_fields(const std::string& s) {
   std::vector<std::string> out;
-  std::string f;
-  std::istringstream in(s);
-  while (std::getline(in, f, ',')) {
-    if (std::find(std::begin(kFields), std::end(kFields), f) == std::end(kFields))
-      return std::nullopt;
+  std::size_t at = 0;
+  while (true) {
+    std::size_t comma = s.find(',', at);
+    std::string f = s.substr(at, comma == std::string::npos ? std::string::npos : comma - at);
+    if (std::find(std::begin(kFields), std::end(kFields), f) == std::end(kFields)) {
+      std::string why = f.empty() ? "empty field" : "unknown field '" + f + "'";
+      if (f.find(' ') != std::string::npos) why += " (fields are separated by commas, no spaces)";
+      throw UsageError{why + " in --format '" + s + "'"};
+    }
     out.push_back(f);
+    if (comma == std::string::npos) return out;
+    at = comma + 1;
   }
-  if (out.empty() || s.back() == ',') return std::nullopt;
-  return out;
 }
 
 int thin_ls_main(int argc, char** argv) {
@@ -111,12 +117,7 @@ int thin_ls_main(int argc, char** argv) {
     if (help_or_version(vm, kUsage)) return 0;
     std::vector<std::string> fields = {"DEV", "MAPPED", "CREATE_TIME", "SNAP_TIME"};
     if (vm.count("format")) {
-      auto f = parse_fields(vm["format"].as<std::vector<std::string>>().back());
-      if (!f) {
-        std::cerr << "unknown field\n";
-        return 1;
-      }
-      fields = *f;
+      fields = parse_fields(vm["format"].as<std::vector<std::string>>().back());
     }
     auto input = input_path(vm);
     if (!input) throw missing_argument("<INPUT>");

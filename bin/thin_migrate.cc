@@ -21,17 +21,21 @@
 namespace thinmeta::cli {
 namespace {
 
-const char* const kUsage =
+const std::string kUsage = usage_text(
     "Usage: thin_migrate [options] --source-dev {device} --dest-dev {device}\n"
     "       thin_migrate [options] --source-dev {device} --dest-file {file}\n"
-    "Options:\n"
-    "  {-h|--help}\n"
-    "  {-q|--quiet}\n"
-    "  {-V|--version}\n"
-    "  {--buffer-size-meg} <MB>\n"
-    "  {--delta-id} <THIN_ID>\n"
-    "  {--zero-dest}\n"
-    "  {--progress|--no-progress}\n";
+    "Copies a read-only thin device of a live pool onto a device or a file.\n"
+    "Options:\n",
+    {{"{--source-dev} <device>", "The read-only thin device to copy"},
+     {"{--dest-dev} <device>", "The destination block device (at least as large as the source)"},
+     {"{--dest-file} <file>", "The destination file (created if missing, sized to the source)"},
+     {"{-h|--help}", "Print this help and exit"},
+     {"{-q|--quiet}", "Print nothing but errors"},
+     {"{-V|--version}", "Print the version and exit"},
+     {"{--buffer-size-meg} <MB>", "Memory for the copy buffers, in MiB (default 64)"},
+     {"{--delta-id} <THIN_ID>", "Copy only what differs from thin device THIN_ID"},
+     {"{--zero-dest}", "Accepted for compatibility (unmapped ranges always read as zeros)"},
+     kProgressRow});
 
 struct Options {
   std::string source;

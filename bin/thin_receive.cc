@@ -29,9 +29,9 @@ const char* const kUsage =
     "                                (default $THINMETA_RECEIVE_STATE_DIR or /var/lib/thinmeta/receive)\n"
     "  {--buffer-size-meg} <MiB>     writes in flight at most (default 16)\n"
     "  {-v|--verbose}                progress and a summary on stderr\n"
-    "  {--progress|--no-progress}\n"
-    "  {-h|--help}\n"
-    "  {-V|--version}\n";
+    "  {--progress|--no-progress}    progress on stderr even off a terminal, or never\n"
+    "  {-h|--help}                   print this help and exit\n"
+    "  {-V|--version}                print the version and exit\n";
 
 volatile std::sig_atomic_t g_stop = 0;
 extern "C" void receive_on_signal(int) { g_stop = 1; }

@@ -16,18 +16,25 @@
 namespace thinmeta::cli {
 namespace {
 
-const char* const kUsage =
-    "Usage: thin_repair [options] {device|file}\n"
-    "Options:\n"
-    "  {-h|--help}\n"
-    "  {-i|--input} <input metadata (binary format)>\n"
-    "  {-o|--output} <output metadata (binary format)>\n"
-    "  {--transaction-id} <natural>\n"
-    "  {--data-block-size} <natural>\n"
-    "  {--nr-data-blocks} <natural>\n"
-    "  {--use-metadata-snap}\n"
-    "  {-q|--quiet}\n"
-    "  {-V|--version}\n";
+const std::string kUsage = usage_text(
+    "Usage: thin_repair [options] -i {device|file} -o {device|file}\n"
+    "Rebuilds damaged thin-pool metadata onto another device or file.\n"
+    "Options:\n",
+    {{"{-h|--help}", "Print this help and exit"},
+     {"{-i|--input} <device|file>", "The damaged metadata (binary format)"},
+     {"{-o|--output} <device|file>",
+      "Where to write: a block device, or a regular file whose size sets the metadata size"},
+     {"{--transaction-id} <natural>",
+      "Use this transaction id (needed when the superblock is unreadable)"},
+     {"{--data-block-size} <natural>",
+      "Use this data block size in sectors (needed when the superblock is unreadable)"},
+     {"{--nr-data-blocks} <natural>",
+      "Use this data device size in data blocks (needed when the superblock is unreadable)"},
+     {"{--use-metadata-snap}",
+      "A device whose live tree is lost takes its tree in the held metadata snapshot"},
+     {"{-q|--quiet}", "Do not report what was lost or how the trees were found"},
+     {"{-V|--version}", "Print the version and exit"},
+     kProgressRow});
 
 int thin_repair_main(int argc, char** argv) {
   return run("thin_repair", kUsage, [&]() -> int {
@@ -57,6 +64,7 @@ int thin_repair_main(int argc, char** argv) {
     bool quiet = vm.count("quiet") > 0;
 
     SuperblockOverrides ov = superblock_overrides(vm);
+    require_valid_data_block_size(ov);
     thin::RepairOptions ropts;
     ropts.trans_id = ov.trans_id;
     ropts.data_block_size = ov.data_block_size;

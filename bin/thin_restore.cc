@@ -23,17 +23,23 @@
 namespace thinmeta::cli {
 namespace {
 
-const char* const kUsage =
-    "Usage: thin_restore [options]\n"
-    "Options:\n"
-    "  {-h|--help}\n"
-    "  {-i|--input} <input xml file>\n"
-    "  {-o|--output} <output device or file>\n"
-    "  {--transaction-id} <natural>\n"
-    "  {--data-block-size} <natural>\n"
-    "  {--nr-data-blocks} <natural>\n"
-    "  {-q|--quiet}\n"
-    "  {-V|--version}\n";
+const std::string kUsage = usage_text(
+    "Usage: thin_restore [options] -i {xml file} -o {device|file}\n"
+    "Writes the metadata described by an XML dump onto an existing device or file.\n"
+    "Options:\n",
+    {{"{-h|--help}", "Print this help and exit"},
+     {"{-i|--input} <input xml file>", "The XML to read (as thin_dump prints it)"},
+     {"{-o|--output} <output device or file>",
+      "Where to write: a block device, or a regular file whose size sets the metadata size"},
+     {"{--transaction-id} <natural>", "Use this transaction id instead of the XML's"},
+     {"{--data-block-size} <natural>",
+      "Use this data block size (sectors: a multiple of 128 from 128 to 2097152) instead of the "
+      "XML's"},
+     {"{--nr-data-blocks} <natural>",
+      "Use this data device size (in data blocks) instead of the XML's"},
+     {"{-q|--quiet}", "Accepted for compatibility (nothing is printed on success)"},
+     {"{-V|--version}", "Print the version and exit"},
+     kProgressRow});
 
 Result<int> open_input(const std::string& path) {
   struct stat st;
@@ -65,15 +71,11 @@ int thin_restore_main(int argc, char** argv) {
     if (help_or_version(vm, kUsage)) return 0;
     require_file_options(vm, {"input", "output"});
     thin::RestoreOptions ropts;
-    if (vm.count("transaction-id"))
-      ropts.trans_id = parse_u64(vm["transaction-id"].as<std::string>(), "transaction id");
-    if (vm.count("data-block-size")) {
-      std::uint64_t v = parse_u64(vm["data-block-size"].as<std::string>(), "data block size");
-      if (v > 0xFFFFFFFFull) throw UsageError{"Couldn't parse data block size: out of range"};
-      ropts.data_block_size = static_cast<std::uint32_t>(v);
-    }
-    if (vm.count("nr-data-blocks"))
-      ropts.nr_data_blocks = parse_u64(vm["nr-data-blocks"].as<std::string>(), "nr data blocks");
+    SuperblockOverrides ov = superblock_overrides(vm);
+    require_valid_data_block_size(ov);
+    ropts.trans_id = ov.trans_id;
+    ropts.data_block_size = ov.data_block_size;
+    ropts.nr_data_blocks = ov.nr_data_blocks;
     const std::string in = vm["input"].as<std::string>();
     const std::string out = vm["output"].as<std::string>();
 

@@ -2,10 +2,12 @@
 // thin_rmap: which thin devices and virtual blocks map the given data block regions.
 #include <unistd.h>
 
+#include <charconv>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <string_view>
 
 #include "bin/cli.h"
 #include "bin/progress.h"
@@ -17,35 +19,40 @@
 namespace thinmeta::cli {
 namespace {
 
-const char* const kUsage =
-    "Usage: thin_rmap [options] {device|file}\n"
-    "Options:\n"
-    "  {-h|--help}\n"
-    "  {-V|--version}\n"
-    "  {-m|--metadata-snap}\n"
-    "  {--region <block range>}*\n"
+const std::string kUsage = usage_text(
+    "Usage: thin_rmap [options] --region <block range> {device|file}\n"
+    "Lists which thin devices map the given data blocks.\n"
+    "Options:\n",
+    {{"{-h|--help}", "Print this help and exit"},
+     {"{-V|--version}", "Print the version and exit"},
+     {"{-m|--metadata-snap}", "Read the held metadata snapshot instead of the live metadata"},
+     {"{--region <block range>}*", "The data blocks to look for (may be repeated)"},
+     kProgressRow},
     "Where:\n"
     "  <block range> is of the form <begin>..<one-past-the-end>\n"
-    "  for example 5..45 denotes blocks 5 to 44 inclusive, but not block 45\n";
+    "  for example 5..45 denotes blocks 5 to 44 inclusive, but not block 45\n");
 
 struct RegionError {
   std::string what;
 };
 
-// 0.9.0's parse: strtoull (base 10) for the begin, "..", strtoull for the end; trailing text
-// after the end is ignored.
+// <begin>..<end>, two decimal block numbers (no sign, no spaces), end > begin.
 thin::DataRegion parse_region(const std::string& s) {
-  const char* p = s.c_str();
-  char* end = nullptr;
-  errno = 0;
-  unsigned long long b = std::strtoull(p, &end, 10);
-  if (end == p || errno == ERANGE || std::strncmp(end, "..", 2) != 0)
-    throw RegionError{"badly formed region (no dots)"};
-  const char* q = end + 2;
-  errno = 0;
-  unsigned long long e = std::strtoull(q, &end, 10);
-  if (end == q || errno == ERANGE) throw RegionError{"badly formed region (couldn't parse numbers)"};
-  if (e <= b) throw RegionError{"badly formed region (end <= begin)"};
+  auto malformed = [&](const std::string& why) {
+    return RegionError{"badly formed region '" + s + "': " + why};
+  };
+  auto dots = s.find("..");
+  if (dots == std::string::npos) throw malformed("expected <begin>..<one-past-the-end>, e.g. 5..45");
+  auto number = [&](std::string_view t) {
+    std::uint64_t v = 0;
+    auto r = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (t.empty() || r.ec != std::errc() || r.ptr != t.data() + t.size())
+      throw malformed("'" + std::string(t) + "' is not a block number");
+    return v;
+  };
+  std::uint64_t b = number(std::string_view(s).substr(0, dots));
+  std::uint64_t e = number(std::string_view(s).substr(dots + 2));
+  if (e <= b) throw malformed("end <= begin (the end is one past the last block)");
   return thin::DataRegion{b, e};
 }
 

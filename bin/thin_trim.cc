@@ -19,13 +19,17 @@
 namespace thinmeta::cli {
 namespace {
 
-const char* const kUsage =
+const std::string kUsage = usage_text(
     "Usage: thin_trim [options] --metadata-dev {device|file} --data-dev {device|file}\n"
-    "Options:\n"
-    "  {-h|--help}\n"
-    "  {--pool-inactive}\n"
-    "  {-q|--quiet}\n"
-    "  {-V|--version}\n";
+    "Discards the data blocks that no thin device maps (the pool must be inactive).\n"
+    "Options:\n",
+    {{"{--metadata-dev} <device|file>", "The pool's metadata device or image"},
+     {"{--data-dev} <device|file>", "The pool's data device"},
+     {"{-h|--help}", "Print this help and exit"},
+     {"{--pool-inactive}", "Accepted for compatibility (the metadata is always opened exclusively)"},
+     {"{-q|--quiet}", "Print only the refusal of damaged metadata"},
+     {"{-V|--version}", "Print the version and exit"},
+     kProgressRow});
 
 // Discards [offset, offset + len) bytes: BLKDISCARD on a block device, a punched hole in a
 // regular file (which then reads back as zeroes).

@@ -32,6 +32,15 @@ EngineKind engine_from_env() {
   return EngineKind::kAuto;
 }
 
+Result<> check_engine_env() {
+  const char* e = std::getenv("THINMETA_IO_ENGINE");
+  if (!e || !*e) return {};
+  std::string s(e);
+  if (s == "sync" || s == "aio" || s == "libaio" || s == "mmap") return {};
+  return fail(Errc::kInvalidArgument, "THINMETA_IO_ENGINE='" + s +
+                                          "' is not an I/O engine: use sync, aio, libaio or mmap");
+}
+
 namespace {
 
 class MemoryEngine final : public IoEngine {

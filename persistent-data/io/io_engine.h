@@ -80,5 +80,8 @@ std::unique_ptr<IoEngine> make_memory_engine(BlockAddr nr_blocks);
 
 // The engine selected by $THINMETA_IO_ENGINE ("sync", "aio", "libaio", "mmap"), or kAuto.
 EngineKind engine_from_env();
+// An error naming the valid engines when $THINMETA_IO_ENGINE is set to anything else (unset or
+// empty is fine): every tool checks it before it starts.
+Result<> check_engine_env();
 
 }  // namespace thinmeta::pdata

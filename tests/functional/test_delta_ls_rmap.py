@@ -224,13 +224,14 @@ fails("thin_delta", ["-m", "--snap1", "1", "--snap2", "1", tiny], "-m without sn
 fails("thin_delta", ["--root1", "999999", "--root2", "1", tiny], "root beyond the device",
       partial_ok=True)
 fails("thin_ls", ["-m", tiny], "-m without snapshot", "no current metadata snap")
-fails("thin_ls", ["-o", "DEV,FOO", tiny], "unknown field", "unknown field")
-fails("thin_ls", ["-o", "DEV, MAPPED", tiny], "field with a space", "unknown field")
+fails("thin_ls", ["-o", "DEV,FOO", tiny], "unknown field", "unknown field 'FOO' in --format 'DEV,FOO'")
+fails("thin_ls", ["-o", "DEV, MAPPED", tiny], "field with a space",
+      "unknown field ' MAPPED' (fields are separated by commas, no spaces) in --format 'DEV, MAPPED'")
 fails("thin_ls", [], "no input", "the following required arguments were not provided: <INPUT>")
-for region, msg in (("5..5", "badly formed region (end <= begin)"),
-                    ("a..b", "badly formed region (no dots)"),
-                    ("5", "badly formed region (no dots)"),
-                    ("5..x", "badly formed region (couldn't parse numbers)")):
+for region, msg in (("5..5", "badly formed region '5..5': end <= begin (the end is one past the last block)"),
+                    ("a..b", "badly formed region 'a..b': 'a' is not a block number"),
+                    ("5", "badly formed region '5': expected <begin>..<one-past-the-end>, e.g. 5..45"),
+                    ("5..x", "badly formed region '5..x': 'x' is not a block number")):
     fails("thin_rmap", ["--region", region, tiny], f"region {region}", msg)
     r, o, e = run([ours("thin_rmap"), "--region", region, tiny])
     F.check(e.endswith(b"\n"), f"thin_rmap region {region}: message ends with a newline")

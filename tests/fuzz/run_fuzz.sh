@@ -16,7 +16,7 @@ srcs=""
 for f in persistent-data/btree/btree_node.cc persistent-data/btree/btree_walker.cc persistent-data/checksum.cc persistent-data/helper_thread.cc \
          persistent-data/crc32c.cc persistent-data/io/io_engine.cc thin/dump.cc thin/human_readable.cc \
          thin/mapping_tree.cc thin/metadata.cc thin/superblock.cc thin/text_output.cc \
-         persistent-data/io/open_engine.cc persistent-data/io/sync_engine.cc persistent-data/io/aio_engine.cc persistent-data/io/uring_engine.cc persistent-data/io/uring_ring.cc persistent-data/io/io_plan.cc \
+         persistent-data/io/open_engine.cc persistent-data/io/sync_engine.cc persistent-data/io/aio_engine.cc persistent-data/io/uring_engine.cc persistent-data/io/uring_ring.cc persistent-data/io/io_plan.cc persistent-data/io/mmap_engine.cc \
          xml/metadata_writer.cc; do
   srcs+=" $top/$f"
 done

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "persistent-data/io/io_engine.h"
+#include "tests/unit/test_support.h"
 
 namespace {
 
@@ -24,18 +25,8 @@ constexpr BlockAddr kBlocks = 2048;
 class IoEngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/thinmeta-io-XXXXXX";
-    int fd = ::mkstemp(tmpl);
-    ASSERT_GE(fd, 0);
-    path_ = tmpl;
-    std::vector<std::uint8_t> block(kBlockSize);
-    for (BlockAddr b = 0; b < kBlocks; ++b) {
-      for (std::size_t i = 0; i < kBlockSize; i += 8) std::memcpy(&block[i], &b, 8);
-      block[7] = static_cast<std::uint8_t>(b * 31);
-      ASSERT_EQ(::pwrite(fd, block.data(), kBlockSize, static_cast<off_t>(b * kBlockSize)),
-                static_cast<ssize_t>(kBlockSize));
-    }
-    ::close(fd);
+    ASSERT_NO_FATAL_FAILURE(
+        thinmeta::test::write_pattern_image("/tmp/thinmeta-io-XXXXXX", kBlocks, true, &path_));
   }
   void TearDown() override { ::unlink(path_.c_str()); }
 

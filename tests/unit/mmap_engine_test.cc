@@ -27,17 +27,8 @@ constexpr BlockAddr kBlocks = 512;
 class MmapEngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/thinmeta-mmap-XXXXXX";
-    int fd = ::mkstemp(tmpl);
-    ASSERT_GE(fd, 0);
-    path_ = tmpl;
-    std::vector<std::uint8_t> block(kBlockSize);
-    for (BlockAddr b = 0; b < kBlocks; ++b) {
-      for (std::size_t i = 0; i < kBlockSize; i += 8) std::memcpy(&block[i], &b, 8);
-      ASSERT_EQ(::pwrite(fd, block.data(), kBlockSize, static_cast<off_t>(b * kBlockSize)),
-                static_cast<ssize_t>(kBlockSize));
-    }
-    ::close(fd);
+    ASSERT_NO_FATAL_FAILURE(
+        thinmeta::test::write_pattern_image("/tmp/thinmeta-mmap-XXXXXX", kBlocks, false, &path_));
   }
   void TearDown() override { ::unlink(path_.c_str()); }
 

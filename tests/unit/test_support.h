@@ -2,6 +2,7 @@
 // Test-only helpers: hand-built btree nodes in a memory engine.
 #pragma once
 
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
@@ -14,6 +15,8 @@
 #include "persistent-data/io/io_engine.h"
 #include "persistent-data/space_map/space_map_reader.h"
 
+#include <unistd.h>
+
 namespace thinmeta::test {
 
 using pdata::BlockAddr;
@@ -25,6 +28,24 @@ struct SmCollect final : pdata::SpaceMapVisitor {
   std::map<BlockAddr, int> used;
   std::vector<std::string> damages;
 };
+
+// Writes a temporary image file (mkstemp on `tmpl`, its name into *path) of `blocks` blocks,
+// each filled with its own address 8 bytes at a time; with `mark`, byte 7 of block b is b * 31,
+// so a block read from the wrong address never passes for the right one.
+inline void write_pattern_image(std::string tmpl, BlockAddr blocks, bool mark, std::string* path) {
+  int fd = ::mkstemp(tmpl.data());
+  ASSERT_GE(fd, 0);
+  *path = tmpl;
+  std::vector<std::uint8_t> block(pdata::kBlockSize);
+  for (BlockAddr b = 0; b < blocks; ++b) {
+    for (std::size_t i = 0; i < pdata::kBlockSize; i += 8) std::memcpy(&block[i], &b, 8);
+    if (mark) block[7] = static_cast<std::uint8_t>(b * 31);
+    ASSERT_EQ(::pwrite(fd, block.data(), pdata::kBlockSize,
+                       static_cast<off_t>(b * pdata::kBlockSize)),
+              static_cast<ssize_t>(pdata::kBlockSize));
+  }
+  ::close(fd);
+}
 
 // Writes one node with the given keys and 8-byte values at `at`.
 inline void put_node(pdata::IoEngine& io, BlockAddr at, bool leaf,

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstring>
 #include <string>
 
 #include "persistent-data/checksum.h"
@@ -27,13 +26,13 @@ BtreeCursor::At BtreeCursor::at() const {
 BlockAddr BtreeCursor::subtree() const {
   if (root_pending_) return root_;
   const Frame& f = frames_[depth_ - 1];
-  return NodeView(f.buf.data()).value64(f.index);
+  return NodeView(f.node).value64(f.index);
 }
 
 KeyRange BtreeCursor::subtree_range() const {
   if (root_pending_) return root_range_;
   const Frame& f = frames_[depth_ - 1];
-  NodeView n(f.buf.data());
+  NodeView n(f.node);
   KeyRange r{n.key(f.index), f.range.end};
   if (f.index + 1 < f.nr) r.end = n.key(f.index + 1);
   return r;
@@ -48,23 +47,28 @@ Result<> BtreeCursor::descend() {
   BlockAddr addr = subtree();
   KeyRange range = subtree_range();
   std::size_t d = root_pending_ ? 0 : depth_;
-  const std::string where = " (block " + std::to_string(addr) + ")";
-  if (d + 1 > max_depth_) return damage(addr, "btree too deep" + where);
+  auto where = [addr] { return " (block " + std::to_string(addr) + ")"; };
+  if (d + 1 > max_depth_) return damage(addr, "btree too deep" + where());
   for (std::size_t i = 0; i < d; ++i)
-    if (frames_[i].addr == addr) return damage(addr, "cycle in btree" + where);
+    if (frames_[i].addr == addr) return damage(addr, "cycle in btree" + where());
   if (frames_.size() <= d) frames_.resize(d + 1);
   Frame& f = frames_[d];
-  f.buf.resize(1);
-  if (auto bad = d == 0 ? read_node(io_, addr, value_size_, f.buf.data())
-                        : read_child(addr, f.buf.data()))
-    return damage(addr, *bad);
-  NodeView n(f.buf.data());
+  std::optional<std::string> bad;
+  if (d == 0) {
+    f.buf.resize_for_reads(1);
+    f.node = f.buf.data();
+    bad = read_node(io_, addr, value_size_, f.buf.data());
+  } else {
+    bad = read_child(addr, f);
+  }
+  if (bad) return damage(addr, *bad);
+  NodeView n(f.node);
   std::uint32_t nr = n.nr_entries();
   if (nr && (n.key(0) < range.begin || (range.end && n.key(nr - 1) >= *range.end)))
-    return damage(addr, "keys outside the range given by the parent" + where);
+    return damage(addr, "keys outside the range given by the parent" + where());
   if (d > 0 && nr < n.max_entries() / 3)
     return damage(addr, "too few entries (" + std::to_string(nr) + ") in non-root btree node" +
-                            where);
+                            where());
   f.addr = addr;
   f.range = range;
   f.index = 0;
@@ -84,7 +88,7 @@ Result<> BtreeCursor::descend() {
 
 namespace {
 constexpr std::uint32_t kMinAhead = 16;   // children a group reads at first
-constexpr std::uint32_t kMaxAhead = 256;  // and at most (more than a node holds)
+constexpr std::uint32_t kMaxAhead = 128;  // and at most (512 KiB: fresh pages cost a fault each)
 }  // namespace
 
 void BtreeCursor::next_group_size(Frame& p) {
@@ -120,7 +124,7 @@ void BtreeCursor::read_next_group() {
   if (p.ahead_end < p.nr) {  // more children of this node
     g.owner = p.addr;
     g.read_owner = false;
-    g.end = form_group(NodeView(p.buf.data()), p.nr, p.ahead_end, g.max, io_.nr_blocks(), g.addrs);
+    g.end = form_group(NodeView(p.node), p.nr, p.ahead_end, g.max, io_.nr_blocks(), g.addrs);
     if (g.addrs.empty()) return;
   } else {
     // The first children of the node's next sibling, which the job reads first (its
@@ -128,11 +132,11 @@ void BtreeCursor::read_next_group() {
     if (depth_ < 2) return;
     Frame& gp = frames_[depth_ - 2];
     if (gp.index + 1 >= gp.nr) return;
-    BlockAddr sib = NodeView(gp.buf.data()).value64(gp.index + 1);
+    BlockAddr sib = NodeView(gp.node).value64(gp.index + 1);
     if (sib >= io_.nr_blocks()) return;
     g.owner = sib;
     g.read_owner = true;
-    g.owner_buf.resize(1);
+    g.owner_buf.resize_for_reads(1);
   }
   g.valid = true;
   IoEngine* io = &io_;
@@ -154,7 +158,7 @@ void BtreeCursor::read_next_group() {
       j.end = form_group(sn, sn.nr_entries(), 0, j.max, io->nr_blocks(), j.addrs);
     }
     j.errs.assign(j.addrs.size(), 0);
-    j.buf.resize(j.addrs.size());
+    j.buf.resize_for_reads(kMaxAhead);  // once: groups grow, and only what is read is touched
     io->read_many(j.addrs, j.buf.data(), j.errs);
       },
       lane_);
@@ -180,54 +184,61 @@ bool BtreeCursor::take_next_group(Frame& p, BlockAddr addr) {
   return true;
 }
 
-std::optional<std::string> BtreeCursor::read_child(BlockAddr addr, std::uint8_t* out) {
+std::optional<std::string> BtreeCursor::read_child(BlockAddr addr, Frame& f) {
   Frame& p = frames_[depth_ - 1];
-  // The child itself read ahead as the owner of its own first children (read_next_group).
-  if (frames_.size() > depth_) {
-    Frame& c = frames_[depth_];
-    if (c.next && c.next->valid && c.next->owner == addr && c.next->read_owner) {
-      c.next->done = Pending<void>();
-      if (!c.next->owner_err) {
-        std::memcpy(out, c.next->owner_buf.data(), kBlockSize);
-        if (auto bad = validate_block(out, addr, BlockKind::kNode)) return bad;
-        return check_node_shape(NodeView(out), addr, value_size_);
-      }
+  auto check = [&](const std::uint8_t* node) -> std::optional<std::string> {
+    f.node = node;
+    if (auto bad = validate_block(node, addr, BlockKind::kNode)) return bad;
+    return check_node_shape(NodeView(node), addr, value_size_);
+  };
+  // The child itself read ahead as the owner of its own first children (read_next_group):
+  // its block moves into the frame (the group's owner_buf is read into again later, while
+  // the frame may still hold this node).
+  if (f.next && f.next->valid && f.next->owner == addr && f.next->read_owner) {
+    f.next->done = Pending<void>();
+    if (!f.next->owner_err) {
+      std::swap(f.buf, f.next->owner_buf);
+      return check(f.buf.data());
     }
   }
-  const std::uint8_t* got = nullptr;
-  std::uint32_t pos = 0;
-  auto find = [&] {
-    for (std::uint32_t i = 0; i < p.ahead_n && p.ahead_addrs[i] <= addr; ++i)
-      if (p.ahead_addrs[i] == addr) {
-        got = p.ahead.block(i);
-        pos = i;
-        ++p.ahead_used;
-      }
+  // Children read ahead sit at their index's place in the group (form_group takes them in
+  // index order without a hole), so the one at p.index is found without a search.
+  auto find = [&]() -> const std::uint8_t* {
+    std::uint32_t from = p.ahead_end - static_cast<std::uint32_t>(p.ahead_addrs.size());
+    if (p.index < from || p.index - from >= p.ahead_n) return nullptr;
+    std::uint32_t i = p.index - from;
+    if (p.ahead_addrs[i] != addr) return nullptr;
+    ++p.ahead_used;
+    return p.ahead.block(i);
   };
-  find();
-  if (!got && take_next_group(p, addr)) find();
+  const std::uint8_t* got = find();
+  if (!got && take_next_group(p, addr)) got = find();
   if (!got) {
     next_group_size(p);
     p.ahead_n = 0;
-    if (addr >= io_.nr_blocks()) return read_node(io_, addr, value_size_, out);
-    p.ahead_end = form_group(NodeView(p.buf.data()), p.nr, p.index, p.group, io_.nr_blocks(),
+    auto single = [&] {
+      f.buf.resize_for_reads(1);
+      f.node = f.buf.data();
+      return read_node(io_, addr, value_size_, f.buf.data());
+    };
+    if (addr >= io_.nr_blocks()) return single();
+    p.ahead_end = form_group(NodeView(p.node), p.nr, p.index, p.group, io_.nr_blocks(),
                              p.ahead_addrs);
-    if (p.ahead_addrs.size() <= 1) return read_node(io_, addr, value_size_, out);
+    if (p.ahead_addrs.size() <= 1) return single();
     auto count = static_cast<std::uint32_t>(p.ahead_addrs.size());
-    p.ahead.resize(count);
+    p.ahead.resize_for_reads(kMaxAhead);
     std::vector<int> errs(count);
     io_.read_many(p.ahead_addrs, p.ahead.data(), errs);
     for (int e : errs)
-      if (e) return read_node(io_, addr, value_size_, out);
+      if (e) return single();
     p.ahead_n = count;
     p.ahead_used = 1;
     got = p.ahead.block(0);
   }
+  std::uint32_t pos = p.index - (p.ahead_end - static_cast<std::uint32_t>(p.ahead_addrs.size()));
   if (p.group > kMinAhead && 2 * pos + 1 >= p.ahead_n && !(p.next && p.next->valid))
     read_next_group();
-  std::memcpy(out, got, kBlockSize);
-  if (auto bad = validate_block(out, addr, BlockKind::kNode)) return bad;
-  return check_node_shape(NodeView(out), addr, value_size_);
+  return check(got);
 }
 
 void BtreeCursor::pop_exhausted() {

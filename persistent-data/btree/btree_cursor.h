@@ -37,7 +37,7 @@ class BtreeCursor {
   KeyRange subtree_range() const;
   unsigned subtree_depth() const { return root_pending_ ? 0 : static_cast<unsigned>(depth_); }
   // At kEntry: the current leaf and the entry in it.
-  NodeView leaf() const { return NodeView(frames_[depth_ - 1].buf.data()); }
+  NodeView leaf() const { return NodeView(frames_[depth_ - 1].node); }
   std::uint32_t index() const { return frames_[depth_ - 1].index; }
   std::uint64_t key() const { return leaf().key(index()); }
   std::uint64_t value64() const { return leaf().value64(index()); }
@@ -74,6 +74,10 @@ class BtreeCursor {
     bool valid = false;
   };
   struct Frame {
+    // The node's bytes: in buf (a node read on its own, or taken from a group's owner_buf)
+    // or, without a copy, in the parent's `ahead` batch, which stays as it is until the
+    // cursor reads the parent's next child (by then this frame holds that child).
+    const std::uint8_t* node = nullptr;
     AlignedBuffer buf;
     BlockAddr addr = 0;
     KeyRange range;
@@ -81,7 +85,8 @@ class BtreeCursor {
     std::uint32_t nr = 0;
     bool is_leaf = false;
     // Children read ahead: ahead_addrs[i] in ahead.block(i), ascending, for i < ahead_n;
-    // ahead_end: the index (in this node) after the last of them.
+    // they are the children at indices ahead_end - ahead_addrs.size() .. ahead_end - 1 (in
+    // this node), child index x at position x - (ahead_end - ahead_addrs.size()).
     AlignedBuffer ahead;
     std::vector<BlockAddr> ahead_addrs;
     std::uint32_t ahead_n = 0, ahead_end = 0;
@@ -100,7 +105,8 @@ class BtreeCursor {
   // of its next sibling when the parent has that sibling in memory) is read on the helper
   // thread as the cursor goes on; once a child is skipped, groups are small again, so a walk
   // that skips shared subtrees reads little it does not use.
-  std::optional<std::string> read_child(BlockAddr addr, std::uint8_t* out);
+  // The child is frame `f` (frames_[depth_]): f.node is set to its bytes, checked.
+  std::optional<std::string> read_child(BlockAddr addr, Frame& f);
   // The children of node n (nr entries) from index `from` that one read covers (at most
   // `max`, all below nr_blocks); returns the index after the last.
   static std::uint32_t form_group(const NodeView& n, std::uint32_t nr, std::uint32_t from,

@@ -88,6 +88,75 @@ TEST(BtreeCursor, DamageIsAnError) {
   EXPECT_NE(r.error().what.find("cycle"), std::string::npos);
 }
 
+// Three levels, every node's children consecutive on disk: groups grow to their largest, the
+// next group and the next sibling's first children are read ahead on the helper thread, and
+// nodes are used where the batch read them (no copy). Every entry comes out once, in order;
+// a bad checksum anywhere (a leaf of the first group, of a grown group read ahead, a sibling's
+// first leaf read ahead with it, an internal node read ahead as the owner of its children)
+// stops the walk at that block with an error naming it, and nothing of it is used.
+TEST(BtreeCursor, BatchesAndReadAheadKeepEveryEntryAndCheckEveryBlock) {
+  constexpr unsigned kMid = 3, kLeaves = 240, kPer = 100;  // at least max_entries / 3
+  auto build = [&](pdata::IoEngine& io) {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> root;
+    for (unsigned m = 0; m < kMid; ++m) {
+      std::vector<std::pair<std::uint64_t, std::uint64_t>> mid;
+      for (unsigned l = 0; l < kLeaves; ++l) {
+        std::vector<std::pair<std::uint64_t, std::uint64_t>> e;
+        for (unsigned k = 0; k < kPer; ++k) {
+          std::uint64_t key = (std::uint64_t{m} * kLeaves + l) * kPer + k;
+          e.emplace_back(key, key * 10);
+        }
+        BlockAddr at = 10 + m * kLeaves + l;
+        test::put_node(io, at, true, e);
+        mid.emplace_back(e.front().first, at);
+      }
+      test::put_node(io, 2 + m, false, mid);
+      root.emplace_back(mid.front().first, 2 + m);
+    }
+    test::put_node(io, 1, false, root);
+  };
+  // Walks the tree at 1; returns the entries seen in order and the error, if any.
+  auto walk = [](pdata::IoEngine& io, std::vector<std::uint64_t>& keys) -> Result<> {
+    BtreeCursor c(io, 8);
+    c.reset(1);
+    for (;;) {
+      THINMETA_TRY(auto leaf, c.next_leaf());
+      if (!leaf) return {};
+      for (std::uint32_t i = 0; i < leaf->nr_entries(); ++i) {
+        EXPECT_EQ(leaf->value64(i), leaf->key(i) * 10);
+        keys.push_back(leaf->key(i));
+      }
+      c.skip_leaf();
+    }
+  };
+  {
+    auto io = pdata::make_memory_engine(1024);
+    build(*io);
+    std::vector<std::uint64_t> keys;
+    auto r = walk(*io, keys);
+    ASSERT_TRUE(r.has_value()) << r.error().what;
+    ASSERT_EQ(keys.size(), std::size_t{kMid} * kLeaves * kPer);
+    for (std::size_t i = 0; i < keys.size(); ++i) ASSERT_EQ(keys[i], i);
+  }
+  for (BlockAddr bad : {BlockAddr{10 + 5}, BlockAddr{10 + 200}, BlockAddr{10 + kLeaves + 3},
+                        BlockAddr{3}, BlockAddr{4}}) {
+    auto io = pdata::make_memory_engine(1024);
+    build(*io);
+    test::mutate_block(*io, bad, [](std::uint8_t* b) { b[200] ^= 1; }, false);
+    std::vector<std::uint64_t> keys;
+    auto r = walk(*io, keys);
+    ASSERT_FALSE(r.has_value()) << bad;
+    EXPECT_EQ(r.error().code, Errc::kDamage);
+    EXPECT_NE(r.error().what.find("checksum"), std::string::npos) << r.error().what;
+    EXPECT_NE(r.error().what.find("(block " + std::to_string(bad) + ")"), std::string::npos)
+        << r.error().what;
+    // Every entry before the damaged block, and none after.
+    std::uint64_t first_lost = bad >= 10 ? (bad - 10) * kPer : (bad - 2) * kLeaves * kPer;
+    ASSERT_EQ(keys.size(), first_lost) << bad;
+    for (std::size_t i = 0; i < keys.size(); ++i) ASSERT_EQ(keys[i], i);
+  }
+}
+
 // --- the piece logic ------------------------------------------------------------------------
 
 class Collect : public thin::DiffSink {

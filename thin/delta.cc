@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "thin/delta.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "persistent-data/btree/btree_cursor.h"
@@ -11,39 +12,18 @@ namespace thinmeta::thin {
 using pdata::BtreeCursor;
 using At = BtreeCursor::At;
 
-namespace {
-
-DiffKind kind_of(const std::optional<std::uint64_t>& l, const std::optional<std::uint64_t>& r) {
-  if (!r) return DiffKind::kLeftOnly;
-  if (!l) return DiffKind::kRightOnly;
-  return *l == *r ? DiffKind::kSame : DiffKind::kDifferent;
-}
-
-bool breaks(const std::optional<std::uint64_t>& last, const std::optional<std::uint64_t>& d) {
-  return last && d && *d != *last + 1;
-}
-
-}  // namespace
-
 Result<> PieceBuilder::add(std::uint64_t v, std::optional<std::uint64_t> l,
                            std::optional<std::uint64_t> r) {
-  DiffKind k = kind_of(l, r);
-  if (cur_.len && k == cur_.kind && v == cur_.begin + cur_.len && !breaks(last_l_, l) &&
-      !breaks(last_r_, r)) {
-    ++cur_.len;
-  } else {
-    if (cur_.len) THINMETA_CHECK(out_.piece(cur_));
-    cur_ = DiffPiece{k, v, 1, l.value_or(0), r.value_or(0)};
-  }
-  last_l_ = l;
-  last_r_ = r;
-  return {};
+  DiffKind k = !r ? DiffKind::kLeftOnly
+               : !l ? DiffKind::kRightOnly
+               : *l == *r ? DiffKind::kSame
+                          : DiffKind::kDifferent;
+  return add_run(k, v, l.value_or(0), r.value_or(0), 1);
 }
 
-Result<> PieceBuilder::add_same_run(std::uint64_t v, std::uint64_t d, std::uint64_t len) {
-  THINMETA_CHECK(add(v, d, d));
-  cur_.len += len - 1;
-  last_l_ = last_r_ = d + len - 1;
+Result<> PieceBuilder::start(const DiffPiece& p) {
+  if (cur_.len) THINMETA_CHECK(out_.piece(cur_));
+  cur_ = p;
   return {};
 }
 
@@ -101,37 +81,45 @@ class TreeDiff {
   }
 
  private:
-  // Both sides stand in leaves: merge them directly until one runs out.
+  // Both sides stand in leaves: merge them directly until one runs out, a run at a time
+  // (keys and data both advancing by one on the sides it has), on the leaves' arrays (value
+  // size 8: the cursor checked it).
   Result<> merge_leaves() {
-    pdata::NodeView ln = l_.leaf(), rn = r_.leaf();
+    const std::uint8_t* lk = l_.leaf().raw() + pdata::kNodeHeaderSize;
+    const std::uint8_t* rk = r_.leaf().raw() + pdata::kNodeHeaderSize;
+    const std::uint8_t* lv = lk + 8ull * l_.leaf().max_entries();
+    const std::uint8_t* rv = rk + 8ull * r_.leaf().max_entries();
     std::uint32_t i = l_.index(), j = r_.index();
-    const std::uint32_t lnr = ln.nr_entries(), rnr = rn.nr_entries();
-    auto dat = [](const pdata::NodeView& n, std::uint32_t x) {
-      return unpack_block_time(n.value64(x)).data_block;
+    const std::uint32_t lnr = l_.leaf().nr_entries(), rnr = r_.leaf().nr_entries();
+    auto key = [](const std::uint8_t* k, std::uint32_t x) { return pdata::load_le64(k + 8ull * x); };
+    auto dat = [](const std::uint8_t* v, std::uint32_t x) {
+      return unpack_block_time(pdata::load_le64(v + 8ull * x)).data_block;
     };
     while (i < lnr && j < rnr) {
-      std::uint64_t lk = ln.key(i), rk = rn.key(j);
-      if (lk == rk) {
-        std::uint64_t d = dat(ln, i);
-        if (d == dat(rn, j)) {
-          std::uint32_t n = 1;  // a run the same on both sides
-          while (i + n < lnr && j + n < rnr && ln.key(i + n) == lk + n &&
-                 rn.key(j + n) == lk + n && dat(ln, i + n) == d + n && dat(rn, j + n) == d + n)
-            ++n;
-          THINMETA_CHECK(b_.add_same_run(lk, d, n));
-          i += n;
-          j += n;
-        } else {
-          THINMETA_CHECK(b_.add(lk, d, dat(rn, j)));
-          ++i;
-          ++j;
-        }
-      } else if (lk < rk) {
-        THINMETA_CHECK(b_.add(lk, dat(ln, i), std::nullopt));
-        ++i;
+      std::uint64_t a = key(lk, i), b = key(rk, j);
+      if (a == b) {
+        std::uint64_t dl = dat(lv, i), dr = dat(rv, j);
+        std::uint32_t n = 1;
+        const std::uint32_t m = std::min(lnr - i, rnr - j);
+        while (n < m && key(lk, i + n) == a + n && key(rk, j + n) == a + n &&
+               dat(lv, i + n) == dl + n && dat(rv, j + n) == dr + n)
+          ++n;
+        THINMETA_CHECK(
+            b_.add_run(dl == dr ? DiffKind::kSame : DiffKind::kDifferent, a, dl, dr, n));
+        i += n;
+        j += n;
+      } else if (a < b) {  // left only, up to the right's next key
+        std::uint64_t d = dat(lv, i);
+        std::uint32_t n = 1;
+        while (i + n < lnr && key(lk, i + n) == a + n && a + n < b && dat(lv, i + n) == d + n) ++n;
+        THINMETA_CHECK(b_.add_run(DiffKind::kLeftOnly, a, d, 0, n));
+        i += n;
       } else {
-        THINMETA_CHECK(b_.add(rk, std::nullopt, dat(rn, j)));
-        ++j;
+        std::uint64_t d = dat(rv, j);
+        std::uint32_t n = 1;
+        while (j + n < rnr && key(rk, j + n) == b + n && b + n < a && dat(rv, j + n) == d + n) ++n;
+        THINMETA_CHECK(b_.add_run(DiffKind::kRightOnly, b, 0, d, n));
+        j += n;
       }
     }
     l_.seek_in_leaf(i);

@@ -36,19 +36,37 @@ class DiffSink {
 // Turns mappings given in ascending virtual order into 0.9.0's pieces: each side's mappings
 // form runs (virtual and data block both advance by one; time ignored) and a piece ends
 // wherever either side's run ends, the kind changes or a virtual block is unmapped on both.
+// Within a piece, block begin + k is mapped to left_data + k on the left and right_data + k
+// on the right (the sides its kind has), so the piece itself says what extends it.
 class PieceBuilder {
  public:
   explicit PieceBuilder(DiffSink& out) : out_(out) {}
   // Virtual block `v`, mapped on the left to *l and/or on the right to *r.
   Result<> add(std::uint64_t v, std::optional<std::uint64_t> l, std::optional<std::uint64_t> r);
+  // `len` blocks from v of kind k, mapped from l on the left and from r on the right (the
+  // sides k has; l == r for kSame), each advancing by one: what `len` calls of add() give.
+  Result<> add_run(DiffKind k, std::uint64_t v, std::uint64_t l, std::uint64_t r,
+                   std::uint64_t len) {
+    if (cur_.len && k == cur_.kind && v == cur_.begin + cur_.len &&
+        (k == DiffKind::kRightOnly || l == cur_.left_data + cur_.len) &&
+        (k == DiffKind::kLeftOnly || r == cur_.right_data + cur_.len)) {
+      cur_.len += len;
+      return {};
+    }
+    return start(DiffPiece{k, v, len, k == DiffKind::kRightOnly ? 0 : l,
+                           k == DiffKind::kLeftOnly ? 0 : r});
+  }
   // The same data on both sides for `len` blocks from v (one run on each side).
-  Result<> add_same_run(std::uint64_t v, std::uint64_t d, std::uint64_t len);
+  Result<> add_same_run(std::uint64_t v, std::uint64_t d, std::uint64_t len) {
+    return add_run(DiffKind::kSame, v, d, d, len);
+  }
   Result<> finish();
 
  private:
+  Result<> start(const DiffPiece& p);  // ends cur_ (if any) and starts p
+
   DiffSink& out_;
   DiffPiece cur_;  // cur_.len == 0: none
-  std::optional<std::uint64_t> last_l_, last_r_;  // data of the last block of cur_ per side
 };
 
 // Compares the bottom-level trees at `left` and `right`. Damage is an Errc::kDamage error.

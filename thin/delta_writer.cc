@@ -14,6 +14,20 @@ const char* name(DiffKind k) {
   return "";
 }
 
+// Writes "    <NAME begin=\"" for kind k at p, returns the end.
+char* write_open(char* p, DiffKind k) {
+  switch (k) {
+    case DiffKind::kLeftOnly: return write_lit(p, "    <left_only begin=\"");
+    case DiffKind::kRightOnly: return write_lit(p, "    <right_only begin=\"");
+    case DiffKind::kDifferent: return write_lit(p, "    <different begin=\"");
+    case DiffKind::kSame: return write_lit(p, "    <same begin=\"");
+  }
+  return p;
+}
+
+// The longest line formatted in one reserve(): a verbose range with three 20-digit numbers.
+constexpr std::size_t kMaxLine = 128;
+
 }  // namespace
 
 void DeltaWriter::begin(const SuperblockInfo& sb, const DiffSide& left, const DiffSide& right) {
@@ -39,49 +53,47 @@ void DeltaWriter::begin(const SuperblockInfo& sb, const DiffSide& left, const Di
   out_.put("\">\n");
 }
 
-Result<> DeltaWriter::piece(const DiffPiece& p) {
+Result<> DeltaWriter::piece(const DiffPiece& pc) {
   if (!verbose_) {
-    if (pending_ && pending_->kind == p.kind && pending_->begin + pending_->len == p.begin) {
-      pending_->len += p.len;
+    if (pending_ && pending_->kind == pc.kind && pending_->begin + pending_->len == pc.begin) {
+      pending_->len += pc.len;
       return {};
     }
     emit_simple();
-    pending_ = p;
+    pending_ = pc;
     return out_.status();
   }
-  if (group_ != p.kind) {
+  if (group_ != pc.kind) {
     close_group();
     out_.put("    <");
-    out_.put(name(p.kind));
+    out_.put(name(pc.kind));
     out_.put(">\n");
-    group_ = p.kind;
+    group_ = pc.kind;
   }
-  out_.put("      <range begin=\"");
-  out_.put_u64(p.begin);
-  if (p.kind == DiffKind::kDifferent) {
-    out_.put("\" left_data_begin=\"");
-    out_.put_u64(p.left_data);
-    out_.put("\" right_data_begin=\"");
-    out_.put_u64(p.right_data);
+  char* p = write_lit(out_.reserve(kMaxLine), "      <range begin=\"");
+  p = write_u64(p, pc.begin);
+  if (pc.kind == DiffKind::kDifferent) {
+    p = write_lit(p, "\" left_data_begin=\"");
+    p = write_u64(p, pc.left_data);
+    p = write_lit(p, "\" right_data_begin=\"");
+    p = write_u64(p, pc.right_data);
   } else {
-    out_.put("\" data_begin=\"");
-    out_.put_u64(p.kind == DiffKind::kRightOnly ? p.right_data : p.left_data);
+    p = write_lit(p, "\" data_begin=\"");
+    p = write_u64(p, pc.kind == DiffKind::kRightOnly ? pc.right_data : pc.left_data);
   }
-  out_.put("\" length=\"");
-  out_.put_u64(p.len);
-  out_.put("\"/>\n");
+  p = write_lit(p, "\" length=\"");
+  p = write_u64(p, pc.len);
+  out_.commit(write_lit(p, "\"/>\n"));
   return out_.status();
 }
 
 void DeltaWriter::emit_simple() {
   if (!pending_) return;
-  out_.put("    <");
-  out_.put(name(pending_->kind));
-  out_.put(" begin=\"");
-  out_.put_u64(pending_->begin);
-  out_.put("\" length=\"");
-  out_.put_u64(pending_->len);
-  out_.put("\"/>\n");
+  char* p = write_open(out_.reserve(kMaxLine), pending_->kind);
+  p = write_u64(p, pending_->begin);
+  p = write_lit(p, "\" length=\"");
+  p = write_u64(p, pending_->len);
+  out_.commit(write_lit(p, "\"/>\n"));
   pending_.reset();
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "bin/cli.h"
+#include "persistent-data/huge_heap.h"
 #include "persistent-data/io/io_engine.h"
 
 namespace {
@@ -51,6 +52,7 @@ int run_tool(thinmeta::cli::ToolMain fn, int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  thinmeta::pdata::use_huge_heap();  // before the tools allocate: fewer page faults
   std::signal(SIGPIPE, SIG_IGN);  // writes get EPIPE; the tools then end quietly
   std::string name = argv[0];
   if (auto slash = name.rfind('/'); slash != std::string::npos) name = name.substr(slash + 1);

@@ -30,6 +30,13 @@ def ref(tool):
     return p
 
 
+def sanitized():
+    """True when the tools under test are a sanitizer build ($THINMETA_SANITIZER set, as
+    tests/tsan/run.sh does): their runtime reserves terabytes of address space at start, so
+    they cannot run under an address-space limit (ulimit -v)."""
+    return bool(os.environ.get("THINMETA_SANITIZER"))
+
+
 def run(argv, stdin=None, check=False, env=None):
     """Runs argv (env: extra environment variables); returns (exit code, stdout, stderr)."""
     full_env = dict(os.environ, **env) if env else None

@@ -7,15 +7,18 @@
 # report file appears. Not part of scripts/test.sh or .ci/run: the build takes minutes and the
 # suites run 3-10x slower than in the release build (about an hour for all of them on 2 cores).
 #
-# Usage: tests/tsan/run.sh [-d DIR] [-e ENGINES] [-E SUITES] [-j N] [-n] [SUITE...]
+# Usage: tests/tsan/run.sh [-d DIR] [-e ENGINES] [-E SUITES] [-j N] [-n] [-R] [SUITE...]
 #   -d DIR      build tree (default build-tsan); reports go to DIR/tsan-reports/, the suites'
-#               work files to DIR/functional/, one summary line a run to DIR/tsan-summary.txt
+#               work files to DIR/functional/ (DIR/functional-ENGINE/ for the repeats, so two
+#               runs of the script can share a build), one summary line a run to
+#               DIR/tsan-summary.txt
 #   -e ENGINES  also run the repeated suites with THINMETA_IO_ENGINE set to each of these
 #               (comma-separated, e.g. mmap,aio; default none)
 #   -E SUITES   the suites repeated under -e (comma-separated; default
 #               test_check,test_dump,test_delta_ls_rmap,test_repair,test_hostile_counts)
 #   -j N        build jobs (default 2)
 #   -n          do not (re)build: use DIR/bin as it is
+#   -R          only the repeats under -e (not the suites with the default engine)
 #   SUITE...    suite names (test_dump or test_dump.py); default every functional suite
 # Environment: CC/CXX pick the compiler (the default one otherwise; gcc and clang both have
 # -fsanitize=thread); THINMETA_TSAN_TIMEOUT scales every suite's timeout (default 1).
@@ -23,15 +26,16 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 src=$PWD
 
-dir=build-tsan engines= build=1 jobs=2
+dir=build-tsan engines= build=1 jobs=2 default_pass=1
 repeat=test_check,test_dump,test_delta_ls_rmap,test_repair,test_hostile_counts
-while getopts "d:e:E:j:n" o; do
+while getopts "d:e:E:j:nR" o; do
   case $o in
     d) dir=$OPTARG ;;
     e) engines=$OPTARG ;;
     E) repeat=$OPTARG ;;
     j) jobs=$OPTARG ;;
     n) build= ;;
+    R) default_pass= ;;
     *) sed -n '/^# Usage/,/^# Environment/p' "$0" >&2; exit 1 ;;
   esac
 done
@@ -66,17 +70,18 @@ timeout_of() {
 }
 
 reports=$dir/tsan-reports
-mkdir -p "$reports" "$dir/functional"
+mkdir -p "$reports"
 summary=$dir/tsan-summary.txt
 echo "# $(date -u '+%F %T') $(git -C "$src" rev-parse --short HEAD 2>/dev/null)" >>"$summary"
 
 failed=0
 run_suite() {  # suite, engine ("" = the default)
   local s=$1 e=$2 tag=$1${2:+-$2} t0 rc secs line n
-  local log=$dir/tsan-$tag.log
+  local log=$dir/tsan-$tag.log work=$dir/functional${2:+-$2}
+  mkdir -p "$work"
   rm -f "$reports/$tag".*
   t0=$(date +%s)
-  env -u THINMETA_IO_ENGINE THINMETA_BIN="$dir/bin" THINMETA_WORK="$dir/functional" THINMETA_THREADS=2 \
+  env -u THINMETA_IO_ENGINE THINMETA_BIN="$dir/bin" THINMETA_WORK="$work" THINMETA_THREADS=2 \
     THINMETA_SANITIZER=thread ${e:+THINMETA_IO_ENGINE=$e} \
     TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 log_path=$reports/$tag" \
     timeout "$(timeout_of "$s")" python3 "tests/functional/$s.py" >"$log" 2>&1
@@ -95,6 +100,7 @@ run_suite() {  # suite, engine ("" = the default)
 }
 
 for s in "${suites[@]}"; do
+  [ -n "$default_pass" ] || break
   [ -f "tests/functional/$s.py" ] || { echo "no suite tests/functional/$s.py" >&2; failed=1; continue; }
   run_suite "$s" ""
 done

@@ -2,6 +2,9 @@
 #include "persistent-data/space_map/paged_counts.h"
 
 #include <algorithm>
+#include <bit>
+
+#include "persistent-data/endian.h"
 
 namespace thinmeta::pdata {
 
@@ -108,11 +111,28 @@ void PagedCounts::add_in_page(std::uint64_t index, std::uint32_t off, std::uint3
 }
 
 void PagedCounts::finish() {
+  // The totals straight from the pages (a pass of for_each_run's calls cost as much as the
+  // bitmaps' own pass); a dense 255 is a count of 255 or more, so at least 3.
   nonzero_ = overflow_ = 0;
-  for_each_run([&](std::uint64_t, std::uint64_t len, std::uint32_t c) {
-    nonzero_ += len;
-    if (c >= 3) overflow_ += len;
-  });
+  for (const auto& [index, page] : pages_) {
+    const Page& p = *page;
+    if (p.dense.empty()) {
+      for (std::size_t i = 0; i < p.steps.size(); ++i) {
+        std::uint32_t end = i + 1 < p.steps.size() ? p.steps[i + 1].off : kPageBlocks;
+        std::uint32_t c = p.steps[i].count;
+        if (c) nonzero_ += end - p.steps[i].off;
+        if (c >= 3) overflow_ += end - p.steps[i].off;
+      }
+      continue;
+    }
+    std::uint32_t nz = 0, over = 0;
+    for (std::uint8_t v : p.dense) {
+      nz += v != 0;
+      over += v >= 3;
+    }
+    nonzero_ += nz;
+    overflow_ += over;
+  }
 }
 
 void PagedCounts::for_each_run(const RunFn& fn) const {
@@ -134,8 +154,20 @@ void PagedCounts::for_each_run(const RunFn& fn) const {
         ++b;
         continue;
       }
+      // The run's end, 8 bytes a step: the first byte of a word that differs from v.
       std::uint32_t e = b + 1;
-      while (e < kPageBlocks && p.dense[e] == v) ++e;
+      const std::uint64_t vv = v * 0x0101010101010101ull;
+      for (;;) {
+        if (e + 8 > kPageBlocks) {
+          while (e < kPageBlocks && p.dense[e] == v) ++e;
+          break;
+        }
+        if (std::uint64_t x = load_le64(p.dense.data() + e) ^ vv) {
+          e += static_cast<std::uint32_t>(std::countr_zero(x)) / 8;
+          break;
+        }
+        e += 8;
+      }
       if (v) fn(base + b, e - b, v);
       b = e;
     }

@@ -3,6 +3,7 @@
 // (FORMAT.md §7).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "persistent-data/io/block.h"
@@ -60,6 +61,20 @@ inline void set_bitmap_entry(std::uint8_t* bitmap_block, std::uint64_t e, unsign
   w &= ~(3ull << p);
   w |= std::uint64_t{(v >> 1) & 1} << p | std::uint64_t{v & 1} << (p + 1);
   store_le64(q, w);
+}
+// Sets entries [e, e + n) to v: a 64-bit word (32 entries) at a time.
+inline void fill_bitmap_entries(std::uint8_t* bitmap_block, std::uint64_t e, std::uint64_t n,
+                                unsigned v) {
+  const std::uint64_t pattern = (((v >> 1) & 1ull) | (v & 1ull) << 1) * 0x5555555555555555ull;
+  while (n) {
+    std::uint8_t* q = bitmap_block + 16 + 8 * (e / 32);
+    unsigned p = static_cast<unsigned>(2 * (e % 32));
+    std::uint64_t k = std::min<std::uint64_t>(n, 32 - e % 32);
+    std::uint64_t mask = (k == 32 ? ~0ull : (1ull << (2 * k)) - 1) << p;
+    store_le64(q, (load_le64(q) & ~mask) | (pattern & mask));
+    e += k;
+    n -= k;
+  }
 }
 
 }  // namespace thinmeta::pdata

@@ -52,7 +52,7 @@ std::vector<IndexEntry> write_bitmaps(BlockWriter& w, const CountSource& counts,
       }
       std::uint64_t e = b % kEntriesPerBitmap;
       std::uint64_t n = std::min(len, kEntriesPerBitmap - e);
-      for (std::uint64_t k = 0; k < n; ++k) set_bitmap_entry(bm, e + k, v);
+      fill_bitmap_entries(bm, e, n, v);
       used += n;
       if (!gap) {
         if (e == next_free)

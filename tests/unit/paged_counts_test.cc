@@ -7,6 +7,7 @@
 #include <random>
 
 #include "persistent-data/space_map/paged_counts.h"
+#include "persistent-data/space_map/space_map_format.h"
 
 namespace pd = thinmeta::pdata;
 
@@ -58,4 +59,46 @@ TEST(PagedCounts, CountsBeyondAByteAndAcrossPages) {
   EXPECT_EQ(m.at(2), 1u);
   EXPECT_EQ(m.count(3), 0u);
   EXPECT_EQ(p.nr_nonzero(), 8190u + 10u);
+}
+
+// Long runs of one count in dense pages (found 8 bytes a step), with every kind of end: a
+// different count at each byte of a word, a 255 (count >= 255), the page's last block.
+TEST(PagedCounts, LongDenseRunsEndWhereTheCountChanges) {
+  for (std::uint64_t stop = 16300; stop < 16384; ++stop) {
+    pd::PagedCounts p;
+    pd::RunCounts r;
+    auto both = [&](std::uint64_t b, std::uint64_t len, std::uint32_t by) {
+      p.add(b, len, by);
+      r.add(b, len, by);
+    };
+    for (std::uint64_t b = 0; b < 600; b += 2) both(b, 1, 1);  // dense page 0
+    both(1000, stop - 1000, 2);
+    both(stop - 37, 1, 300);
+    both(stop - 20, 3, 1);
+    p.finish();
+    r.finish();
+    EXPECT_EQ(p.nr_nonzero(), r.nr_nonzero());
+    EXPECT_EQ(p.nr_overflow(), r.nr_overflow());
+    EXPECT_EQ(expand(p), expand(r)) << stop;
+  }
+}
+
+// fill_bitmap_entries against set_bitmap_entry one entry at a time: every start and length
+// within and across words, each value, over a block with other entries set around them.
+TEST(BitmapEntries, FillMatchesSettingEachEntry) {
+  std::mt19937_64 rng(3);
+  std::vector<std::uint8_t> a(4096), b(4096);
+  for (int t = 0; t < 3000; ++t) {
+    for (std::size_t i = 0; i < a.size(); ++i) a[i] = b[i] = static_cast<std::uint8_t>(rng());
+    std::uint64_t e = rng() % 16320;
+    std::uint64_t n = t < 2000 ? rng() % 70 : rng() % (16320 - e + 1);
+    n = std::min<std::uint64_t>(n, 16320 - e);
+    unsigned v = static_cast<unsigned>(rng() % 4);
+    pd::fill_bitmap_entries(a.data(), e, n, v);
+    for (std::uint64_t k = 0; k < n; ++k) pd::set_bitmap_entry(b.data(), e + k, v);
+    ASSERT_EQ(a, b) << e << " " << n << " " << v;
+    if (n) {
+      ASSERT_EQ(pd::bitmap_entry(a.data(), e + n - 1), v);
+    }
+  }
 }

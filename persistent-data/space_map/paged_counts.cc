@@ -97,7 +97,19 @@ void PagedCounts::add_in_page(std::uint64_t index, std::uint32_t off, std::uint3
     p.steps.shrink_to_fit();
     return;
   }
-  for (std::uint32_t b = off; b < off + len; ++b) {
+  // 8 blocks a step while their counts are below 128 and `by` too (each byte's sum stays
+  // below 255: no carry into the next byte, no byte reaching the overflow mark).
+  std::uint32_t b = off;
+  const std::uint32_t end = off + len;
+  if (by < 128) {
+    const std::uint64_t step = by * 0x0101010101010101ull;
+    for (; b + 8 <= end; b += 8) {
+      std::uint64_t w = load_le64(p.dense.data() + b);
+      if (w & 0x8080808080808080ull) break;
+      store_le64(p.dense.data() + b, w + step);
+    }
+  }
+  for (; b < end; ++b) {
     std::uint32_t c = p.dense[b];
     if (c + by < 255) {
       p.dense[b] = static_cast<std::uint8_t>(c + by);

@@ -102,3 +102,27 @@ TEST(BitmapEntries, FillMatchesSettingEachEntry) {
     }
   }
 }
+
+// Dense pages added to 8 blocks a step: runs of every length and start, counts crossing 128
+// and 255 inside a word, `by` below and above 128.
+TEST(PagedCounts, DenseAddsAcrossWordsAndCountLimits) {
+  std::mt19937_64 rng(128);
+  pd::PagedCounts p;
+  pd::RunCounts r;
+  auto both = [&](std::uint64_t b, std::uint64_t len, std::uint32_t by) {
+    p.add(b, len, by);
+    r.add(b, len, by);
+  };
+  for (std::uint64_t b = 0; b < 1200; b += 2) both(b, 1, 1);  // page 0 dense
+  for (int i = 0; i < 3000; ++i) {
+    std::uint64_t b = rng() % 400, len = 1 + rng() % 40;
+    std::uint32_t by = rng() % 10 == 0 ? 100 + static_cast<std::uint32_t>(rng() % 60)
+                                        : 1 + static_cast<std::uint32_t>(rng() % 3);
+    both(b, len, by);
+  }
+  p.finish();
+  r.finish();
+  EXPECT_EQ(p.nr_nonzero(), r.nr_nonzero());
+  EXPECT_EQ(p.nr_overflow(), r.nr_overflow());
+  EXPECT_EQ(expand(p), expand(r));
+}

@@ -126,3 +126,23 @@ TEST(PagedCounts, DenseAddsAcrossWordsAndCountLimits) {
   EXPECT_EQ(p.nr_overflow(), r.nr_overflow());
   EXPECT_EQ(expand(p), expand(r));
 }
+
+// A dense page's totals (counted 8 bytes a word): every count from 0 to past 255, at every
+// byte position of a word.
+TEST(PagedCounts, DenseTotalsOfEveryCount) {
+  pd::PagedCounts p;
+  pd::RunCounts r;
+  for (std::uint64_t b = 0; b < 16384; ++b) {  // page 0 dense; count b % 301 at b
+    auto c = static_cast<std::uint32_t>(b % 301);
+    if (!c) continue;
+    p.add(b, 1, c);
+    r.add(b, 1, c);
+  }
+  p.add(16383, 1, 2);
+  r.add(16383, 1, 2);
+  p.finish();
+  r.finish();
+  EXPECT_EQ(p.nr_nonzero(), r.nr_nonzero());
+  EXPECT_EQ(p.nr_overflow(), r.nr_overflow());
+  EXPECT_EQ(expand(p), expand(r));
+}

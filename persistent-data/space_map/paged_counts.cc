@@ -37,8 +37,9 @@ PagedCounts::PagedCounts() = default;
 PagedCounts::~PagedCounts() = default;
 PagedCounts::PagedCounts(PagedCounts&& o) noexcept
     : pages_(std::move(o.pages_)), big_(std::move(o.big_)), nonzero_(o.nonzero_),
-      overflow_(o.overflow_), last_index_(o.last_index_), last_(o.last_) {
-  o.last_ = nullptr;  // the page is this object's now
+      overflow_(o.overflow_), last_index_(o.last_index_), last_(o.last_),
+      recent_(std::move(o.recent_)) {
+  o.last_ = nullptr;  // the pages are this object's now
 }
 PagedCounts& PagedCounts::operator=(PagedCounts&& o) noexcept {
   pages_ = std::move(o.pages_);
@@ -47,6 +48,7 @@ PagedCounts& PagedCounts::operator=(PagedCounts&& o) noexcept {
   overflow_ = o.overflow_;
   last_index_ = o.last_index_;
   last_ = o.last_;
+  recent_ = std::move(o.recent_);
   o.last_ = nullptr;
   return *this;
 }
@@ -65,10 +67,15 @@ void PagedCounts::add(std::uint64_t begin, std::uint64_t len, std::uint32_t by) 
 void PagedCounts::add_in_page(std::uint64_t index, std::uint32_t off, std::uint32_t len,
                               std::uint32_t by) {
   if (index != last_index_ || !last_) {  // runs come in order: mostly the same page again
-    std::unique_ptr<Page>& slot = pages_[index];
-    if (!slot) slot = std::make_unique<Page>();
+    if (!recent_) recent_ = std::make_unique<Recent[]>(kRecent);
+    Recent& r = recent_[index % kRecent];
+    if (!r.page || r.index != index) {
+      std::unique_ptr<Page>& slot = pages_[index];
+      if (!slot) slot = std::make_unique<Page>();
+      r = Recent{index, slot.get()};
+    }
     last_index_ = index;
-    last_ = slot.get();
+    last_ = r.page;
   }
   Page& p = *last_;
   if (p.dense.empty()) {

@@ -43,6 +43,14 @@ class PagedCounts final : public CountSource {
   std::uint64_t nonzero_ = 0, overflow_ = 0;
   std::uint64_t last_index_ = 0;  // the page last added to (pages never move: unique_ptr)
   Page* last_ = nullptr;
+  // Pages added to lately, by index % kRecent (runs of a fragmented pool jump between
+  // pages: a map lookup at nearly every run otherwise). page == nullptr: empty slot.
+  struct Recent {
+    std::uint64_t index = 0;
+    Page* page = nullptr;
+  };
+  static constexpr std::size_t kRecent = 256;
+  std::unique_ptr<Recent[]> recent_;
 };
 
 }  // namespace thinmeta::pdata

@@ -146,3 +146,33 @@ TEST(PagedCounts, DenseTotalsOfEveryCount) {
   EXPECT_EQ(p.nr_overflow(), r.nr_overflow());
   EXPECT_EQ(expand(p), expand(r));
 }
+
+// Runs jumping between pages that share a slot of the recent-pages cache (index % 256), and
+// adds going on after the counts are moved (the cache moves with the pages; the moved-from
+// object starts again empty).
+TEST(PagedCounts, PagesSharingACacheSlotAndMoves) {
+  std::mt19937_64 rng(256);
+  pd::PagedCounts p;
+  pd::RunCounts r;
+  auto add = [&](pd::PagedCounts& to, std::uint64_t page, std::uint64_t off, std::uint64_t len) {
+    std::uint64_t b = (page << pd::PagedCounts::kPageShift) + off;
+    to.add(b, len);
+    r.add(b, len);
+  };
+  const std::uint64_t pages[] = {0, 256, 512, 3, 259, 1000000};
+  for (int i = 0; i < 5000; ++i) add(p, pages[rng() % 6], rng() % 16000, 1 + rng() % 30);
+  pd::PagedCounts q(std::move(p));
+  for (int i = 0; i < 2000; ++i) add(q, pages[rng() % 6], rng() % 16000, 1 + rng() % 30);
+  pd::PagedCounts s;
+  s.add(7, 1);
+  s = std::move(q);
+  for (int i = 0; i < 2000; ++i) add(s, pages[rng() % 6], rng() % 16000, 1 + rng() % 30);
+  s.finish();
+  r.finish();
+  EXPECT_EQ(s.nr_nonzero(), r.nr_nonzero());
+  EXPECT_EQ(expand(s), expand(r));
+  pd::PagedCounts& again = p;  // moved from: empty, usable
+  again.add(5, 2);
+  again.finish();
+  EXPECT_EQ(again.nr_nonzero(), 2u);
+}

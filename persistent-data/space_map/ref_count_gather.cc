@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "persistent-data/endian.h"
+#include "persistent-data/helper_thread.h"
 
 namespace thinmeta::pdata {
 namespace {
@@ -101,13 +102,21 @@ void RefCountTreeGather::take(BlockAddr b, const std::uint8_t* block) {
   ++taken_;
 }
 
-void RefCountTreeGather::apply(std::size_t i, const std::uint8_t* block) {
+bool RefCountTreeGather::node_ok(std::size_t i, const std::uint8_t* block) const {
   const Leaf& l = leaves_[i];
   NodeContext ctx{l.addr, leaf_depth_, l.range};
-  if (check_node(ctx, block, tree_options()) || !NodeView(block).is_leaf()) {
+  return !check_node(ctx, block, tree_options()) && NodeView(block).is_leaf();
+}
+
+void RefCountTreeGather::apply(std::size_t i, const std::uint8_t* block) {
+  if (!node_ok(i, block)) {
     state_[i] = kBad;
     return;
   }
+  apply_checked(i, block);
+}
+
+void RefCountTreeGather::apply_checked(std::size_t i, const std::uint8_t* block) {
   NodeView n(block);
   std::uint32_t nr = n.nr_entries();  // <= max_entries_for(4): checked above
   std::uint64_t keys[max_entries_for(kRefCountValueSize)];
@@ -117,7 +126,7 @@ void RefCountTreeGather::apply(std::size_t i, const std::uint8_t* block) {
   for (std::uint32_t k = 0; k < nr; ++k) {
     keys[k] = n.key(k);
     counts[k] = load_le32(values + 4ull * k);
-    bad |= keys[k] >= nr_blocks_ || counts[k] < 3;
+    bad |= (keys[k] >= nr_blocks_) | (counts[k] < 3);
   }
   if (bad) {
     state_[i] = kBad;
@@ -143,16 +152,21 @@ RefCountTreeImage RefCountTreeGather::finish() {
   rest.erase(std::unique(rest.begin(), rest.end()), rest.end());
   AlignedBuffer bufs(std::min(kLeafBatch, std::max<std::size_t>(rest.size(), 1)));
   std::vector<int> errs(kLeafBatch);
+  std::vector<std::uint8_t> ok(kLeafBatch);
   for (std::size_t at = 0; at < rest.size(); at += kLeafBatch) {
     std::size_t n = std::min(kLeafBatch, rest.size() - at);
     io_.read_many(std::span<const BlockAddr>(rest.data() + at, n), bufs.data(),
                   std::span<int>(errs.data(), n));
+    // The node checks (a CRC each) on the workers; the counts are set here, in key order.
+    run_parallel(n, [&](std::size_t k) {
+      ok[k] = !errs[k] && node_ok(find(rest[at + k]), bufs.block(k));
+    });
     for (std::size_t k = 0; k < n; ++k) {
       std::size_t i = find(rest[at + k]);
       if (errs[k])
         state_[i] = kBad;
       else if (state_[i] == kPendingLeaf)
-        apply(i, bufs.block(k));
+        ok[k] ? apply_checked(i, bufs.block(k)) : void(state_[i] = kBad);
     }
   }
   for (std::uint8_t s : state_)

@@ -64,6 +64,10 @@ class RefCountTreeGather final : public GapSink {
   std::size_t find(BlockAddr b) const;
   // Checks and applies one leaf (mu_ held).
   void apply(std::size_t leaf, const std::uint8_t* block);
+  // Whether the block passes leaf i's node checks (any thread).
+  bool node_ok(std::size_t leaf, const std::uint8_t* block) const;
+  // Applies leaf i's entries, its node checked (mu_ held).
+  void apply_checked(std::size_t leaf, const std::uint8_t* block);
 
   static constexpr std::size_t npos = ~std::size_t{0};
   IoEngine& io_;

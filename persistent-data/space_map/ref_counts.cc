@@ -475,14 +475,46 @@ void RefCounts::set_sorted(std::span<const std::uint64_t> blocks,
   while (i < n) {
     std::uint64_t index = blocks[i] >> kPageShift;
     Page& p = page(index);
-    std::size_t j = i + 1;
-    while (j < n && blocks[j] >> kPageShift == index) ++j;
+    // The group in this page: usually the whole rest (a leaf spans one or two pages).
+    std::size_t j = n;
+    if (blocks[n - 1] >> kPageShift != index)
+      j = static_cast<std::size_t>(
+          std::upper_bound(blocks.begin() + static_cast<std::ptrdiff_t>(i), blocks.end(),
+                           ((index + 1) << kPageShift) - 1) - blocks.begin());
     auto off_of = [](std::uint64_t b) { return static_cast<std::uint32_t>(b & (kPageBlocks - 1)); };
+    if (!p.d && p.sparse.empty() && j - i >= 64) {
+      // A new page given many counts >= 3 at once (a snapshot-shared region of a reference-
+      // count tree): a byte a block now, as densify would choose once it filled.
+      bool all_big = true;
+      for (std::size_t k = i; k < j; ++k) all_big &= counts[k] >= 3;
+      if (all_big) {
+        p.d = std::make_unique<Dense>();
+        p.d->bytes.assign(kPageBlocks, 0);
+        note_recent(index, &p);
+      }
+    }
     if (p.is_bytes()) {
       std::uint8_t* v = p.d->bytes.data();
+      if (overflow_.empty()) {
+        // No kFar byte anywhere: plain stores, unless a count needs the overflow map (then
+        // the group again, entry by entry: the stores are redone with the same values).
+        std::uint32_t most = 0;
+        for (std::size_t k = i; k < j; ++k) {
+          v[off_of(blocks[k])] = static_cast<std::uint8_t>(counts[k]);
+          most = std::max(most, counts[k]);
+        }
+        if (most < Page::kFar) {
+          i = j;
+          continue;
+        }
+      }
       for (; i < j; ++i) {
         std::uint8_t& e = v[off_of(blocks[i])];
         std::uint32_t c = counts[i];
+        if (e != Page::kFar && c < Page::kFar) [[likely]] {
+          e = static_cast<std::uint8_t>(c);
+          continue;
+        }
         if (e == Page::kFar) overflow_.erase(blocks[i]);
         if (c < Page::kFar) {
           e = static_cast<std::uint8_t>(c);

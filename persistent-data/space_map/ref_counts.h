@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <array>
 #include <memory>
+#include <optional>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -70,6 +71,17 @@ class RefCounts {
   std::uint64_t count_equal(std::uint64_t b, std::uint64_t len, std::uint32_t count) const;
   // out[i] = get(begin + i), a page at a time (fast for whole-bitmap comparisons).
   void get_range(std::uint64_t begin, std::span<std::uint32_t> out) const;
+  // A space map bitmap's entries for [first, first + len) against these counts (a bitmap's
+  // worth: first and len multiples of 64). `entries` is the bitmap's entry area (FORMAT.md §7.3:
+  // 2 bits a block, an entry's first bit its high bit, little-endian words); an entry of 3 is
+  // completed by `tree` (the reference-count tree's counts, all >= 3; may be null: no entries).
+  // Returns the number of non-zero entries when every block agrees without damage: an entry
+  // < 3 equals the count and has no tree count; an entry of 3 has a tree count equal to the
+  // count. nullopt when any block does not, or when the pages' forms make a quick answer
+  // costly (the caller then compares block by block, as without this). Const and cache-free:
+  // safe on several threads at once while nothing modifies either RefCounts.
+  std::optional<std::uint64_t> matches_bitmap(std::uint64_t first, const std::uint8_t* entries,
+                                              std::size_t len, const RefCounts* tree) const;
   // Whether any block of [b, b + len) has a non-zero count (cheap where no page exists).
   bool any_nonzero(std::uint64_t b, std::uint64_t len) const;
   // Number of blocks with a non-zero count.
@@ -125,6 +137,11 @@ class RefCounts {
   };
   Page& page(std::uint64_t index);
   const Page* find_page(std::uint64_t index) const;
+  // find_page without the recent-page cache (thread-safe on a const RefCounts).
+  const Page* page_shared(std::uint64_t index) const {
+    auto it = pages_.find(index);
+    return it == pages_.end() ? nullptr : &it->second;
+  }
   // A count in page p (b its block, off its offset in the page).
   std::uint32_t page_get(const Page& p, std::uint64_t b, std::uint32_t off) const;
   void page_set(Page& p, std::uint64_t b, std::uint32_t off, std::uint32_t count);

@@ -6,6 +6,7 @@
 
 #include "persistent-data/btree/btree_walker.h"
 #include "persistent-data/checksum.h"
+#include "persistent-data/helper_thread.h"
 
 namespace thinmeta::pdata {
 namespace {
@@ -167,7 +168,7 @@ void SpaceMapReader::count_structure(bool ref_count_tree) {
 }
 
 void SpaceMapReader::for_each_bitmap(const CountsFn& fn, bool count_ref_count_tree,
-                                     const RefCountTreeImage* pre) {
+                                     const RefCountTreeImage* pre, const QuickFn* quick) {
   const std::string name = kind_ == SpaceMapKind::kMetadata ? "metadata" : "data";
   std::vector<std::uint32_t> counts(kEntriesPerBitmap);
   AlignedBuffer batch(std::clamp<std::size_t>(index_.size(), 1, kBitmapBatch));  // small maps: small
@@ -178,6 +179,16 @@ void SpaceMapReader::for_each_bitmap(const CountsFn& fn, bool count_ref_count_tr
   bool valid = false, counts_zero = true, any_pending = false;
   std::size_t len = 0;
 
+  // Reads the bitmaps named by index entries [i, i + kBitmapBatch) (entry i names a block).
+  auto read_batch = [&](std::uint64_t i) {
+    BlockAddr at = index_[i].blocknr;
+    batch_first = i;
+    batch_len = std::min<std::uint64_t>(kBitmapBatch, index_.size() - i);
+    std::vector<BlockAddr> addrs;
+    for (std::uint64_t k = 0; k < batch_len; ++k)
+      addrs.push_back(index_[i + k].blocknr ? index_[i + k].blocknr : at);
+    io_.read_many(addrs, batch.data(), std::span<int>(errs.data(), batch_len));
+  };
   auto load = [&](std::uint64_t i) {
     std::uint64_t first = i * kEntriesPerBitmap;
     len = static_cast<std::size_t>(std::min<std::uint64_t>(kEntriesPerBitmap, root_.nr_blocks - first));
@@ -188,14 +199,7 @@ void SpaceMapReader::for_each_bitmap(const CountsFn& fn, bool count_ref_count_tr
     valid = false;
     BlockAddr at = index_[i].blocknr;
     if (!at) return;  // already reported with the index
-    if (i < batch_first || i >= batch_first + batch_len) {
-      batch_first = i;
-      batch_len = std::min<std::uint64_t>(kBitmapBatch, index_.size() - i);
-      std::vector<BlockAddr> addrs;
-      for (std::uint64_t k = 0; k < batch_len; ++k)
-        addrs.push_back(index_[i + k].blocknr ? index_[i + k].blocknr : at);
-      io_.read_many(addrs, batch.data(), std::span<int>(errs.data(), batch_len));
-    }
+    if (i < batch_first || i >= batch_first + batch_len) read_batch(i);
     std::size_t slot = static_cast<std::size_t>(i - batch_first);
     const std::uint8_t* b = batch.block(slot);
     if (errs[slot]) {
@@ -289,7 +293,22 @@ void SpaceMapReader::for_each_bitmap(const CountsFn& fn, bool count_ref_count_tr
     if (count_ref_count_tree)
       for (BlockAddr b : pre->nodes) v_.uses(b);
     std::vector<std::uint32_t> tree(kEntriesPerBitmap);
+    std::vector<std::uint8_t> done(kBitmapBatch);  // quick said so, per slot of the batch
+    auto in_batch = [&](std::uint64_t i) { return i >= batch_first && i < batch_first + batch_len; };
     for (cur = 0; cur < index_.size(); ++cur) {
+      if (quick && index_[cur].blocknr && !in_batch(cur)) {
+        read_batch(cur);  // as load(cur) would; then the batch's bitmaps on the workers
+        run_parallel(batch_len, [&](std::size_t k) {
+          done[k] = 0;
+          std::uint64_t i = batch_first + k, first = i * kEntriesPerBitmap;
+          BlockAddr at = index_[i].blocknr;
+          if (!at || errs[k] || root_.nr_blocks - first < kEntriesPerBitmap) return;
+          const std::uint8_t* b = batch.block(k);
+          if (validate_block(b, at, BlockKind::kBitmap)) return;
+          done[k] = (*quick)(first, b + 16, kEntriesPerBitmap);
+        });
+      }
+      if (quick && in_batch(cur) && done[cur - batch_first]) continue;
       load(cur);
       std::uint64_t first = cur * kEntriesPerBitmap;
       if (valid && pre->counts.any_nonzero(first, len)) {

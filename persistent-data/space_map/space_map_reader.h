@@ -66,8 +66,17 @@ class SpaceMapReader {
   // they are read (saves reading that tree twice).
   // With a usable `pre` (RefCountTreeGather of this map), its counts are used instead of
   // reading the tree; the results and reports are the same.
+  // With a usable `pre` and `quick`, each bitmap that reads and checks clean (checksum, block
+  // number, a whole bitmap: not the last partial one) is first given to quick(first_block,
+  // entries, len), `entries` being the bitmap's entry area (2 bits a block, FORMAT.md §7.3);
+  // calls run on worker threads (run_parallel), concurrently and in any order. When quick
+  // returns true, the bitmap is taken as done: it must hold no damage for this reader to
+  // report (no entry of 3 without a tree count, no tree count on another entry) and the
+  // caller must need no fn call for it (fn is not called). Others go to fn as usual, in order.
+  using QuickFn =
+      std::function<bool(std::uint64_t first_block, const std::uint8_t* entries, std::size_t len)>;
   void for_each_bitmap(const CountsFn& fn, bool count_ref_count_tree = false,
-                       const RefCountTreeImage* pre = nullptr);
+                       const RefCountTreeImage* pre = nullptr, const QuickFn* quick = nullptr);
   // Inside fn: true when the bitmap just given holds no non-zero count (a fast path for
   // sparsely used maps).
   bool last_bitmap_zero() const { return last_zero_; }

@@ -218,3 +218,125 @@ TEST(RefCounts, FirstMismatchFindsTheFirstDifferingBlock) {
     ASSERT_EQ(rc.first_mismatch(first, g), at) << at;
   }
 }
+
+namespace thinmeta::pdata {
+namespace {
+
+// RefCounts::matches_bitmap against a block-by-block reading of its contract, over pages in
+// every form (absent, sparse, 2 bits with a few counts >= 3, bytes, far counts) on both sides,
+// with and without a tree, whole and with one entry, count or tree count changed.
+TEST(RefCounts, MatchesBitmapAgreesWithABlockByBlockCompare) {
+  constexpr std::uint64_t kLen = 16320, kPages = 6;
+  std::mt19937_64 rng(31);
+  for (int trial = 0; trial < 120; ++trial) {
+    const std::uint64_t first = kLen * (rng() % 5);
+    RefCounts expected(kPages * RefCounts::kPageBlocks), tree(kPages * RefCounts::kPageBlocks);
+    std::vector<std::uint32_t> want(kLen), tc(kLen);  // expected and tree count per block
+    const int form = trial % 6;  // how the region is filled
+    for (std::uint64_t k = 0; k < kLen; ++k) {
+      std::uint32_t c = 0;
+      switch (form) {
+        case 0: c = 0; break;                                            // no pages
+        case 1: c = rng() % 50 == 0 ? 1 + rng() % 2 : 0; break;          // sparse, small
+        case 2: c = static_cast<std::uint32_t>(rng() % 3); break;        // 2 bits
+        case 3: c = rng() % 200 == 0 ? 3 + rng() % 4 : rng() % 3; break;  // 2 bits + a few >= 3
+        case 4: c = static_cast<std::uint32_t>(rng() % 6); break;        // bytes
+        default: c = rng() % 40 == 0 ? 3 : 0; break;                     // sparse with 3s
+      }
+      if (c) expected.set(first + k, c);
+      want[k] = c;
+      if (c >= 3) tc[k] = c;
+    }
+    if (trial % 12 == 5) {  // a far count, in both
+      expected.set(first + 77, 400);
+      want[77] = tc[77] = 400;
+    }
+    for (std::uint64_t k = 0; k < kLen; ++k)
+      if (tc[k]) tree.set(first + k, tc[k]);
+    std::vector<std::uint8_t> bm(kLen / 4);
+    auto put = [&](std::uint64_t e, unsigned v) {
+      std::uint8_t& byte = bm[e / 4];
+      unsigned sh = 2 * (e % 4);
+      byte = static_cast<std::uint8_t>((byte & ~(3u << sh)) | ((v >> 1 & 1) << sh) | ((v & 1) << (sh + 1)));
+    };
+    for (std::uint64_t k = 0; k < kLen; ++k) put(k, std::min<std::uint32_t>(want[k], 3));
+    // The contract, block by block.
+    auto model = [&](const std::vector<std::uint8_t>& bits, const RefCounts& ex,
+                     const RefCounts* tr) -> std::optional<std::uint64_t> {
+      std::uint64_t nz = 0;
+      for (std::uint64_t k = 0; k < kLen; ++k) {
+        unsigned v = ((bits[k / 4] >> (2 * (k % 4))) & 1) << 1 | ((bits[k / 4] >> (2 * (k % 4) + 1)) & 1);
+        std::uint32_t t = tr ? tr->get(first + k) : 0, c = ex.get(first + k);
+        bool ok = v == 3 ? (t != 0 && t == c) : (t == 0 && v == c);
+        if (!ok) return std::nullopt;
+        nz += v != 0;
+      }
+      return nz;
+    };
+    auto check = [&](const char* what) {
+      auto got = expected.matches_bitmap(first, bm.data(), kLen, &tree);
+      auto ref = model(bm, expected, &tree);
+      if (got) {
+        ASSERT_TRUE(ref) << what << " trial " << trial;  // never a wrong "agrees"
+        ASSERT_EQ(*got, *ref) << what << " trial " << trial;
+      } else if (ref) {  // declined although it agrees: only for far counts
+        ASSERT_EQ(trial % 12, 5) << what << " trial " << trial;
+      }
+    };
+    check("whole");
+    if (trial % 12 != 5) {
+      ASSERT_TRUE(expected.matches_bitmap(first, bm.data(), kLen, &tree)) << trial;
+    }
+    for (int m = 0; m < 6; ++m) {
+      std::uint64_t k = m < 2 ? (m ? kLen - 1 : 0) : rng() % kLen;
+      std::uint32_t c = want[k];
+      if (m % 3 == 0) {  // the bitmap entry
+        put(k, (std::min<std::uint32_t>(c, 3) + 1 + rng() % 3) % 4);
+        check("bitmap");
+        put(k, std::min<std::uint32_t>(c, 3));
+      } else if (m % 3 == 1) {  // the computed count
+        expected.set(first + k, c + 1);
+        check("count");
+        expected.set(first + k, c);
+      } else {  // the tree count
+        tree.set(first + k, tc[k] ? tc[k] + 1 : 3);
+        check("tree");
+        tree.set(first + k, tc[k]);
+      }
+    }
+    // Without a tree: agrees exactly when no count is >= 3.
+    auto got = expected.matches_bitmap(first, bm.data(), kLen, nullptr);
+    auto ref = model(bm, expected, nullptr);
+    ASSERT_EQ(got.has_value(), ref.has_value()) << trial;
+  }
+}
+
+// set_sorted with groups of counts >= 3 landing on new pages (taken as bytes at once), far
+// counts among them, then overwritten: same counts as set one by one.
+TEST(RefCounts, SetSortedBigCountRunsMatchSetOneByOne) {
+  std::mt19937_64 rng(37);
+  RefCounts bulk(1ull << 24), one(1ull << 24);
+  for (int leaf = 0; leaf < 300; ++leaf) {
+    std::uint64_t b = rng() % (8 * RefCounts::kPageBlocks);
+    std::vector<std::uint64_t> blocks;
+    std::vector<std::uint32_t> counts;
+    auto n = static_cast<std::size_t>(1 + rng() % 300);
+    for (std::size_t i = 0; i < n; ++i) {
+      b += 1 + (rng() % 8 == 0 ? rng() % 5 : 0);
+      blocks.push_back(b);
+      std::uint32_t c = leaf % 7 == 3 && rng() % 50 == 0 ? 255 + static_cast<std::uint32_t>(rng() % 1000)
+                                                         : 3 + static_cast<std::uint32_t>(rng() % 4);
+      counts.push_back(c);
+      one.set(b, c);
+    }
+    bulk.set_sorted(blocks, counts);
+  }
+  std::vector<std::uint32_t> want(9 * RefCounts::kPageBlocks), got(want.size());
+  one.get_range(0, want);
+  bulk.get_range(0, got);
+  ASSERT_EQ(got, want);
+  EXPECT_EQ(bulk.nr_overflow(), one.nr_overflow());
+}
+
+}  // namespace
+}  // namespace thinmeta::pdata

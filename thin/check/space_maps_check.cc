@@ -9,6 +9,7 @@
 // Not checked: the index entries' nr_free / none_free_before hints (FORMAT.md §7.2), nr_allocated
 //   in the roots (0.9.0 thin_restore writes it one too high).
 #include <algorithm>
+#include <atomic>
 
 #include "persistent-data/space_map/space_map_reader.h"
 #include "thin/check/context.h"
@@ -49,6 +50,16 @@ void compare(Context& ctx, pdata::SpaceMapReader& reader, const pdata::RefCounts
              std::uint64_t& nr_allocated, bool count_ref_count_tree,
              const pdata::RefCountTreeImage* tree = nullptr) {
   std::vector<std::uint32_t> want(pdata::kEntriesPerBitmap);
+  // Bitmaps that agree with the computed counts (most) are compared on the workers, whole;
+  // the others block by block below, in order, as their messages must be.
+  std::atomic<std::uint64_t> quick_allocated{0};
+  const pdata::RefCounts* tree_counts = tree && tree->usable ? &tree->counts : nullptr;
+  pdata::SpaceMapReader::QuickFn quick = [&](std::uint64_t first, const std::uint8_t* entries,
+                                             std::size_t len) {
+    auto n = expected.matches_bitmap(first, entries, len, tree_counts);
+    if (n) quick_allocated += *n;
+    return n.has_value();
+  };
   std::size_t reported = 0;
   std::uint64_t more_leaks = 0, more_bad = 0, allocated = 0;
   reader.for_each_bitmap([&](std::uint64_t first, std::span<const std::uint32_t> got, bool valid) {
@@ -74,7 +85,8 @@ void compare(Context& ctx, pdata::SpaceMapReader& reader, const pdata::RefCounts
         leak ? (ctx.result.non_fatal = true, ++more_leaks) : (ctx.result.fatal = true, ++more_bad);
       }
     }
-  }, count_ref_count_tree, tree);
+  }, count_ref_count_tree, tree, tree ? &quick : nullptr);
+  allocated += quick_allocated;
   if (more_leaks)
     ctx.non_fatal("... and " + std::to_string(more_leaks) + " more leaked " + name + " blocks");
   if (more_bad)

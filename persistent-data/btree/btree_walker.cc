@@ -218,8 +218,8 @@ class Walker {
     flip_[depth] ^= 1;
     // Grown geometrically: a fresh (zeroed, page-faulted) buffer for every slightly larger
     // batch cost a tenth of a warm check's CPU.
-    // Batch buffers are only read into (not zeroed: resize_for_reads); the prepared areas
-    // are zeroed as before.
+    // Batch buffers are only read into, prepared areas only written by prepare_leaf before
+    // leaf_prepared reads them: neither is zeroed (resize_for_reads).
     auto fit = [&](AlignedBuffer& buf, bool for_reads) {
       std::size_t want = std::max(b.addrs.size(), std::min(kMaxBatch, 2 * buf.capacity()));
       if (buf.capacity() < b.addrs.size()) {
@@ -231,7 +231,7 @@ class Walker {
       return &buf;
     };
     if (!views_) b.bufs = fit(bufs_[depth][f], true);  // views: the blocks stay where they are
-    if (prepare_) b.prepared = fit(bufs_[depth][2 + f], false);
+    if (prepare_) b.prepared = fit(bufs_[depth][2 + f], true);
     return j;
   }
 

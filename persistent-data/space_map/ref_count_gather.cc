@@ -150,7 +150,8 @@ RefCountTreeImage RefCountTreeGather::finish() {
   for (const auto& [addr, i] : by_addr_)
     if (state_[i] == kPendingLeaf) rest.push_back(addr);
   rest.erase(std::unique(rest.begin(), rest.end()), rest.end());
-  AlignedBuffer bufs(std::min(kLeafBatch, std::max<std::size_t>(rest.size(), 1)));
+  AlignedBuffer bufs;  // read into only: not zeroed
+  bufs.resize_for_reads(std::min(kLeafBatch, std::max<std::size_t>(rest.size(), 1)));
   std::vector<int> errs(kLeafBatch);
   std::vector<std::uint8_t> ok(kLeafBatch);
   for (std::size_t at = 0; at < rest.size(); at += kLeafBatch) {

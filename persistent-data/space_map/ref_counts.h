@@ -19,6 +19,10 @@
 #include <unordered_map>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace thinmeta::pdata {
 
 class RefCounts {
@@ -46,7 +50,7 @@ class RefCounts {
     if (by == 1 && r.bytes && (b >> kPageShift) == r.index &&
         (b & (kPageBlocks - 1)) + len <= kPageBlocks) {
       std::uint8_t* v = r.bytes + (b & (kPageBlocks - 1));
-      std::uint64_t k = 0;
+      std::uint64_t k = add_one_bytes(v, len, kPageBlocks - (b & (kPageBlocks - 1)));
       while (k < len && v[k] < Page::kFar - 1) v[k] = static_cast<std::uint8_t>(v[k] + 1), ++k;
       if (k == len) return;
       b += k;
@@ -161,6 +165,31 @@ class RefCounts {
   }
   void forget_recent() const { recent_.fill(Recent{}); }
   void to_bytes(Page& p, std::uint64_t base);
+  // Adds one to v[0 .. len) sixteen bytes a step while every byte of a step is below
+  // kFar - 1 (room: the bytes readable from v); returns how many were added (the caller
+  // adds the rest one by one, stopping where the byte form cannot hold the count).
+  static std::uint64_t add_one_bytes(std::uint8_t* v, std::uint64_t len, std::uint64_t room) {
+#if defined(__SSE2__)
+    static constexpr std::uint8_t kMask[32] = {
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    const __m128i lim = _mm_set1_epi8(static_cast<char>(Page::kFar - 2));
+    std::uint64_t k = 0;
+    while (k < len && room - k >= 16) {
+      std::uint64_t n = std::min<std::uint64_t>(16, len - k);
+      auto* at = reinterpret_cast<__m128i*>(v + k);
+      __m128i x = _mm_loadu_si128(at);
+      __m128i m = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kMask + 16 - n));
+      __m128i ok = _mm_cmpeq_epi8(_mm_max_epu8(x, lim), lim);  // x <= kFar - 2
+      if (_mm_movemask_epi8(_mm_andnot_si128(ok, m))) break;
+      _mm_storeu_si128(at, _mm_sub_epi8(x, m));  // the n lanes of m are -1: x + 1
+      k += n;
+    }
+    return k;
+#else
+    (void)v, (void)len, (void)room;
+    return 0;
+#endif
+  }
 
   std::uint64_t nr_blocks_;
   std::unordered_map<std::uint64_t, Page> pages_;  // node based: a Page never moves

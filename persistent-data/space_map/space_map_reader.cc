@@ -171,7 +171,8 @@ void SpaceMapReader::for_each_bitmap(const CountsFn& fn, bool count_ref_count_tr
                                      const RefCountTreeImage* pre, const QuickFn* quick) {
   const std::string name = kind_ == SpaceMapKind::kMetadata ? "metadata" : "data";
   std::vector<std::uint32_t> counts(kEntriesPerBitmap);
-  AlignedBuffer batch(std::clamp<std::size_t>(index_.size(), 1, kBitmapBatch));  // small maps: small
+  AlignedBuffer batch;  // small maps: small; read into only (a slot is looked at once read)
+  batch.resize_for_reads(std::clamp<std::size_t>(index_.size(), 1, kBitmapBatch));
   std::uint64_t batch_first = 0, batch_len = 0;
   std::vector<int> errs(kBitmapBatch);
   std::vector<KeyRange> lost;  // reference-count tree ranges lost to damage

@@ -61,10 +61,24 @@ struct Context {
   std::unique_ptr<pdata::RefCountTreeGather> data_ref_tree;
 
   // Mapping counts below bottom-level nodes already walked, for shared subtrees (FORMAT.md
-  // §8.2): leaves store their entry count; internal nodes their children.
+  // §8.2): leaves store their entry count (leaf_sizes: entries + 1 by block, a byte each over
+  // the metadata device, 0: not a leaf walked; leaf_totals: those that do not fit, and the
+  // memoised totals of shared subtrees); internal nodes their children.
+  std::vector<std::uint8_t> leaf_sizes;
   std::unordered_map<BlockAddr, std::uint64_t> leaf_totals;
   std::unordered_map<BlockAddr, std::vector<BlockAddr>> children;
   std::uint64_t subtree_total(BlockAddr b, unsigned depth = 0);
+  void note_leaf(BlockAddr b, std::uint32_t nr_entries) {
+    if (leaf_sizes.empty()) leaf_sizes.assign(nr_meta, 0);
+    if (b < leaf_sizes.size() && nr_entries < 255)
+      leaf_sizes[b] = static_cast<std::uint8_t>(nr_entries + 1);
+    else
+      leaf_totals[b] = nr_entries;
+  }
+  // Whether a total is known for b (a leaf walked, or a memoised subtree).
+  bool has_total(BlockAddr b) const {
+    return (b < leaf_sizes.size() && leaf_sizes[b]) || leaf_totals.count(b);
+  }
 
   void fatal(const std::string& headline, const std::string& detail = {}) {
     result.fatal = true;

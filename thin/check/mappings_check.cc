@@ -61,7 +61,7 @@ class DeviceWalker final : public pdata::BtreeVisitor {
  private:
   Flow count(const NodeContext& c, const NodeView& n, const LeafRuns& runs) {
     std::uint32_t nr = n.nr_entries();
-    ctx_.leaf_totals[c.addr] = nr;
+    ctx_.note_leaf(c.addr, nr);
     total += nr;
     // Data references go in runs of consecutive blocks (one inc_range each).
     for (std::uint32_t r = 0; r < runs.nr_runs; ++r)
@@ -95,6 +95,7 @@ class DeviceWalker final : public pdata::BtreeVisitor {
 }  // namespace
 
 std::uint64_t Context::subtree_total(BlockAddr b, unsigned depth) {
+  if (b < leaf_sizes.size() && leaf_sizes[b]) return leaf_sizes[b] - 1u;
   if (auto it = leaf_totals.find(b); it != leaf_totals.end()) return it->second;
   auto it = children.find(b);
   if (it == children.end() || depth > 16) return 0;  // damaged, or a cycle (reported)
@@ -119,7 +120,7 @@ void check_mappings(Context& ctx, const Roots& roots, const Devices& devs) {
     } else {
       // The top-level leaf naming this device was already walked (e.g. it is shared by the
       // live and held trees): its subtree has been checked and counted.
-      if (!ctx.leaf_totals.count(*dev.subtree_root) && !ctx.children.count(*dev.subtree_root))
+      if (!ctx.has_total(*dev.subtree_root) && !ctx.children.count(*dev.subtree_root))
         continue;  // damaged, reported when first walked
       total = ctx.subtree_total(*dev.subtree_root);
     }

@@ -111,6 +111,7 @@ void RefCounts::densify(Page& p, std::uint64_t base) {
   p.sparse.clear();
   p.sparse.shrink_to_fit();
   p.d = std::move(d);
+  note_recent(base >> kPageShift, &p);
 }
 
 void RefCounts::to_bytes(Page& p, std::uint64_t base) {
@@ -309,11 +310,12 @@ void RefCounts::inc_range_slow(std::uint64_t b, std::uint64_t len, std::uint32_t
           std::uint64_t& w = p.d->bits[o / 32];
           std::uint64_t fail = (by == 1 ? (w >> 1) : (w | (w >> 1))) & m;
           if (fail) {  // add up to the first entry that would overflow, then the slow step
-            // Entries reaching 3 now (those at 3 already are in the list): when they would
-            // overflow the small list, the page takes a byte a block now rather than soon.
+            // Entries reaching 3 now (those at 3 already are in the list): past a few, the
+            // page takes a byte a block now (a range added to is a snapshot-shared region
+            // whose counts go >= 3 together; each list insert moves the list).
             std::uint64_t fresh = fail & ~(w & (w >> 1));
             if (p.d->ovf_off.size() + static_cast<std::size_t>(__builtin_popcountll(fresh)) >
-                Page::kMaxSmallOverflow) {
+                Page::kRangeSmallOverflow) {
               to_bytes(p, b - off);
               break;
             }
@@ -544,6 +546,20 @@ void RefCounts::set_sorted(std::span<const std::uint64_t> blocks,
       for (; i < j; ++i) page_set(p, blocks[i], off_of(blocks[i]), counts[i]);
     }
   }
+}
+
+std::uint8_t* RefCounts::count_bytes(std::uint64_t b, bool create) {
+  if (!overflow_.empty()) return nullptr;
+  std::uint64_t index = b >> kPageShift;
+  const Recent& r = recent_[index % kRecent];
+  if (r.index == index && r.bytes) return r.bytes;
+  Page& p = page(index);
+  if (!p.d && p.sparse.empty() && create) {
+    p.d = std::make_unique<Dense>();
+    p.d->bytes.assign(kPageBlocks, 0);
+    note_recent(index, &p);
+  }
+  return p.is_bytes() ? p.d->bytes.data() : nullptr;
 }
 
 std::size_t RefCounts::first_mismatch(std::uint64_t first, std::span<const std::uint32_t> got) const {

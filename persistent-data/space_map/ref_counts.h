@@ -43,10 +43,29 @@ class RefCounts {
   void set(std::uint64_t b, std::uint32_t count);
   std::uint32_t get(std::uint64_t b) const;
   // Adds `by` to each of blocks [b, b + len). A run inside a recently touched page that holds
-  // a byte a block is added here without a call (the mapping walk of a pool with snapshots:
-  // runs of ~16 blocks, most counts 2-4).
+  // a byte a block (the mapping walk of a pool with snapshots: runs of ~16 blocks, most counts
+  // 2-4), or 2 bits a block with no count reaching 3 (a pool's first walk), is added here
+  // without a call.
   void inc_range(std::uint64_t b, std::uint64_t len, std::uint32_t by = 1) {
     const Recent& r = recent_[(b >> kPageShift) % kRecent];
+    if (by == 1 && r.bits && (b >> kPageShift) == r.index &&
+        (b & (kPageBlocks - 1)) + len <= kPageBlocks) {
+      // A word (32 blocks) a step while no entry of the step is >= 2.
+      constexpr std::uint64_t kLow = 0x5555555555555555ull;
+      auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
+      while (len) {
+        unsigned first = off % 32;
+        auto cnt = static_cast<unsigned>(std::min<std::uint64_t>(32 - first, len));
+        std::uint64_t m = (cnt == 32 ? kLow : ((1ull << (2 * cnt)) - 1) & kLow) << (2 * first);
+        std::uint64_t& w = r.bits[off / 32];
+        if ((w >> 1) & m) break;
+        w += m;
+        off += cnt;
+        b += cnt;
+        len -= cnt;
+      }
+      if (!len) return;
+    }
     if (by == 1 && r.bytes && (b >> kPageShift) == r.index &&
         (b & (kPageBlocks - 1)) + len <= kPageBlocks) {
       std::uint8_t* v = r.bytes + (b & (kPageBlocks - 1));
@@ -61,6 +80,12 @@ class RefCounts {
   // Sets block blocks[i]'s count to counts[i], for each i; blocks strictly ascending (a
   // btree leaf's keys). Pages filled in key order are appended to instead of searched.
   void set_sorted(std::span<const std::uint64_t> blocks, std::span<const std::uint32_t> counts);
+  // For bulk stores of counts 3..254 into the page holding block b (a reference-count tree's
+  // leaf, all of whose keys are in that page): the page's byte array when it holds a byte a
+  // block and no count anywhere is kept in the overflow map (so a byte stored there is the
+  // block's count); a page not yet created (or sparse and empty) is created so when `create`.
+  // Null otherwise (use set_sorted).
+  std::uint8_t* count_bytes(std::uint64_t b, bool create);
   // The index of the first block of [first, first + got.size()) whose count is not got[i],
   // got.size() if there is none (a space map's bitmap against the counts computed).
   std::size_t first_mismatch(std::uint64_t first, std::span<const std::uint32_t> got) const;
@@ -111,6 +136,7 @@ class RefCounts {
     static constexpr std::size_t kDenseWords = kPageBlocks / 32;
     static constexpr std::size_t kMaxSparse = kDenseWords * 2;  // 4 KiB, as much as `bits`
     static constexpr std::size_t kMaxSmallOverflow = 256;      // then `bytes`: cheaper to update
+    static constexpr std::size_t kRangeSmallOverflow = 16;     // the same for inc_range's adds
     static constexpr std::uint8_t kFar = 255;
     static constexpr unsigned kCountBits = 18;
     static constexpr std::uint32_t kCountMask = (1u << kCountBits) - 1;
@@ -158,10 +184,12 @@ class RefCounts {
     std::uint64_t index = ~0ull;
     Page* page = nullptr;
     std::uint8_t* bytes = nullptr;
+    std::uint64_t* bits = nullptr;  // the page's words when it holds 2 bits a block
   };
   static constexpr std::size_t kRecent = 64;
   void note_recent(std::uint64_t index, Page* p) const {
-    recent_[index % kRecent] = {index, p, p->is_bytes() ? p->d->bytes.data() : nullptr};
+    recent_[index % kRecent] = {index, p, p->is_bytes() ? p->d->bytes.data() : nullptr,
+                                p->is_bits() ? p->d->bits.data() : nullptr};
   }
   void forget_recent() const { recent_.fill(Recent{}); }
   void to_bytes(Page& p, std::uint64_t base);

@@ -89,8 +89,12 @@ class RefCounts {
   // The index of the first block of [first, first + got.size()) whose count is not got[i],
   // got.size() if there is none (a space map's bitmap against the counts computed).
   std::size_t first_mismatch(std::uint64_t first, std::span<const std::uint32_t> got) const;
-  // Replaces the count c of each block of [b, b + len), in order, with fn(c): one pass for
-  // small state machines kept per block (e.g. thin_ls's "unseen / owned by device k / shared").
+  // Replaces the count c of each block of [b, b + len) with fn(c, n), n >= 1 being the number
+  // of blocks of the range with count c handled by that call: blocks are grouped by count (a
+  // 2-bit word or a stretch of equal bytes at once), so fn must act on n blocks as n calls
+  // fn(c, 1) would, and the calls do not come in the blocks' order. For small state machines
+  // kept per block (e.g. thin_ls's "unseen / owned by device k / shared", which counts the
+  // blocks in each state).
   template <typename Fn>
   void update_range(std::uint64_t b, std::uint64_t len, Fn&& fn);
   // Adds `by` to each block of [b, b + len), saturating at `cap` (at most 2, so nothing goes
@@ -192,6 +196,13 @@ class RefCounts {
                                 p->is_bits() ? p->d->bits.data() : nullptr};
   }
   void forget_recent() const { recent_.fill(Recent{}); }
+  // The number of bits set in x, all at even positions (one a 2-bit count): no popcnt
+  // instruction in the baseline x86-64 the tools are built for.
+  static std::uint32_t count2(std::uint64_t x) {
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    return static_cast<std::uint32_t>((x * 0x0101010101010101ull) >> 56);
+  }
   void to_bytes(Page& p, std::uint64_t base);
   // Adds one to v[0 .. len) sixteen bytes a step while every byte of a step is below
   // kFar - 1 (room: the bytes readable from v); returns how many were added (the caller
@@ -228,38 +239,83 @@ class RefCounts {
 
 template <typename Fn>
 void RefCounts::update_range(std::uint64_t b, std::uint64_t len, Fn&& fn) {
+  constexpr std::uint64_t kLow = 0x5555555555555555ull;  // the low bit of each 2-bit count
   while (len) {
-    Page& p = page(b >> kPageShift);
+    const Recent& rec = recent_[(b >> kPageShift) % kRecent];  // page()'s cache, inline
+    Page& p = rec.index == b >> kPageShift ? *rec.page : page(b >> kPageShift);
     auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
     auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(len, kPageBlocks - off));
-    for (std::uint32_t k = 0; k < n; ++k) {
-      std::uint32_t o = off + k;
-      if (p.d) {
-        if (!p.d->bytes.empty()) {
-          std::uint8_t& c = p.d->bytes[o];
-          if (c != Page::kFar) {  // the common case: a byte
-            std::uint32_t v = fn(std::uint32_t{c});
-            if (v < Page::kFar)
-              c = static_cast<std::uint8_t>(v);
-            else
-              page_set(p, b + k, o, v);
-            continue;
-          }
-        } else {  // 2 bits: in place while the value stays < 3
-          std::uint64_t& w = p.d->bits[o / 32];
-          unsigned sh = 2 * (o % 32);
-          auto c = static_cast<std::uint32_t>((w >> sh) & 3);
-          if (c < 3) {
-            std::uint32_t v = fn(c);
-            if (v < 3)
-              w = (w & ~(3ull << sh)) | (std::uint64_t{v} << sh);
-            else
-              page_set(p, b + k, o, v);
-            continue;
-          }
+    std::uint32_t k = 0;
+    // A tight loop for the page's form (looked at once, not a block) while every new count
+    // stays in place; a count out of the form's reach takes the general step (which may
+    // change the form), then the form is looked at again.
+    while (k < n) {
+      if (p.d && !p.d->bytes.empty()) {  // a byte a block: blocks of one count grouped
+        std::uint8_t* v = p.d->bytes.data() + off;
+        std::uint32_t c = 0, e = k, r = 0;
+        while (k < n) {
+          c = v[k];
+          if (c == Page::kFar) break;
+          for (e = k + 1; e < n && v[e] == c;) ++e;
+          r = fn(c, std::uint64_t{e - k});
+          if (r >= Page::kFar) break;
+          for (; k < e; ++k) v[k] = static_cast<std::uint8_t>(r);
         }
+        if (k == n) break;
+        if (c != Page::kFar) {  // fn gave blocks [k, e) a count >= kFar: the global map
+          for (; k < e; ++k) page_set(p, b + k, off + k, r);
+          continue;
+        }
+      } else if (p.d) {  // 2 bits: up to 32 counts at once, by value
+        std::uint64_t* bits = p.d->bits.data();
+        bool out = false;
+        while (k < n) {
+          std::uint32_t o = off + k, first = o % 32;
+          std::uint32_t cnt = std::min<std::uint32_t>(32 - first, n - k);
+          std::uint64_t m = (cnt == 32 ? kLow : ((1ull << (2 * cnt)) - 1) & kLow) << (2 * first);
+          std::uint64_t w = bits[o / 32], lo = w & m, hi = (w >> 1) & m;
+          std::uint32_t done = cnt;
+          if (std::uint64_t three = lo & hi) {  // counts >= 3 (in the page's list): stop there
+            done = static_cast<std::uint32_t>(__builtin_ctzll(three)) / 2 - first;
+            if (!done) break;
+            m &= (1ull << __builtin_ctzll(three)) - 1;
+            lo &= m;
+            hi &= m;
+          }
+          // Counts by value: two population counts at most (the third is what is left).
+          std::uint64_t m0 = m & ~(lo | hi), m1 = lo & ~hi, m2 = hi & ~lo;
+          std::uint32_t n1 = m1 ? count2(m1) : 0, n2 = m2 ? count2(m2) : 0;
+          std::uint32_t r0 = m0 ? fn(0u, std::uint64_t{done - n1 - n2}) : 0;
+          std::uint32_t r1 = m1 ? fn(1u, std::uint64_t{n1}) : 0;
+          std::uint32_t r2 = m2 ? fn(2u, std::uint64_t{n2}) : 0;
+          if (r0 < 3 && r1 < 3 && r2 < 3) {
+            bits[o / 32] = (w & ~(m * 3)) | m0 * r0 | m1 * r1 | m2 * r2;
+            k += done;
+            continue;
+          }
+          // A new count >= 3: these blocks one by one (the page may turn to bytes).
+          for (std::uint32_t x = 0; x < done; ++x, ++k) {
+            auto c = static_cast<std::uint32_t>((w >> (2 * (first + x))) & 3);
+            page_set(p, b + k, off + k, c == 0 ? r0 : c == 1 ? r1 : r2);
+          }
+          out = true;
+          break;
+        }
+        if (k == n) break;
+        if (out) continue;
+      } else if (p.sparse.empty() || (p.sparse.back() >> Page::kCountBits) < off + k) {
+        // Sparse, the blocks after the last entry (all 0): appended (a walk's first touch).
+        std::uint32_t r = fn(0u, std::uint64_t{n - k});
+        if (r == 0) break;
+        if (r < Page::kSparseFar && p.sparse.size() + (n - k) <= Page::kMaxSparse) {
+          for (; k < n; ++k) p.sparse.push_back((off + k) << Page::kCountBits | r);
+          break;
+        }
+        for (; k < n; ++k) page_set(p, b + k, off + k, r);
+        break;
       }
-      page_set(p, b + k, o, fn(page_get(p, b + k, o)));
+      page_set(p, b + k, off + k, fn(page_get(p, b + k, off + k), std::uint64_t{1}));
+      ++k;
     }
     b += n;
     len -= n;

@@ -129,16 +129,117 @@ TEST(RefCounts, UpdateRangeAppliesAStateMachineOncePerBlock) {
     std::uint64_t b = (i % 4 == 0) ? rng() % (1ull << 32) : rng() % (2 * RefCounts::kPageBlocks);
     std::uint64_t len = 1 + rng() % 30;
     auto tag = static_cast<std::uint32_t>(2 + rng() % (i % 7 == 0 ? 600 : 5));
-    std::uint64_t calls = 0;
-    rc.update_range(b, len, [&](std::uint32_t c) {
-      ++calls;
+    std::map<std::uint32_t, std::uint64_t> seen, want;
+    rc.update_range(b, len, [&](std::uint32_t c, std::uint64_t n) {
+      EXPECT_GE(n, 1u);
+      seen[c] += n;
       return step(c, tag);
     });
-    ASSERT_EQ(calls, len);
-    for (std::uint64_t k = 0; k < len; ++k) model[b + k] = step(model[b + k], tag);
+    for (std::uint64_t k = 0; k < len; ++k) {
+      ++want[model[b + k]];
+      model[b + k] = step(model[b + k], tag);
+    }
+    ASSERT_EQ(seen, want) << i;
   }
   for (auto& [b, c] : model) ASSERT_EQ(rc.get(b), c) << b;
   EXPECT_EQ(rc.nr_nonzero(), model.size());
+}
+
+TEST(RefCounts, UpdateRangeOverEveryPageFormAndBoundary) {
+  // Six pages, each starting in one form: absent, sparse (with a count in the global map),
+  // 2 bits (with counts >= 3 in its list), bytes (with counts >= 255 in the global map), then
+  // ranges across words and pages, short and over whole pages, with transitions to 0, 1, 2,
+  // 3..254 and >= 255 (pages change form mid-range). Each call must see every block's old
+  // count once (n summed by count) and leave the model's counts.
+  constexpr std::uint64_t kPages = 6, kN = kPages * RefCounts::kPageBlocks;
+  RefCounts rc(kN);
+  std::vector<std::uint32_t> model(kN);
+  std::mt19937_64 rng(23);
+  auto put = [&](std::uint64_t b, std::uint32_t c) {
+    model[b] = c;
+    rc.set(b, c);
+  };
+  const std::uint64_t P = RefCounts::kPageBlocks;
+  for (std::uint64_t o = 0; o < 200; ++o) put(P + o * 37, 1 + o % 4);
+  put(P + 9999, 300000);  // sparse: a far count
+  for (std::uint64_t o = 0; o < P; ++o) put(2 * P + o, static_cast<std::uint32_t>(rng() % 3));
+  for (std::uint64_t o = 0; o < 100; ++o) put(2 * P + rng() % P, 3 + o);
+  for (std::uint64_t o = 0; o < P; ++o) put(3 * P + o, static_cast<std::uint32_t>(rng() % 6));
+  for (std::uint64_t o = 0; o < 50; ++o) put(3 * P + rng() % P, 255 + o * 1000);
+  for (std::uint64_t o = 0; o < P; o += 2) put(4 * P + o, 2);  // 2 bits, no list
+  static const std::uint32_t kTo[] = {0, 1, 2, 1, 2, 3, 7, 254, 255, 256, 70000, 300000};
+  for (int i = 0; i < 4000; ++i) {
+    std::uint64_t len = i % 50 == 0 ? 1 + rng() % (2 * P + 100) : 1 + rng() % 80;
+    std::uint64_t b = i % 5 == 0 ? (1 + rng() % (kPages - 1)) * P - rng() % 40  // across pages
+                                 : rng() % kN;
+    len = std::min(len, kN - b);
+    // Mostly small counts (the 2-bit and byte loops); sometimes big ones (general steps).
+    std::uint64_t seed = rng();
+    bool big = i % 3 == 0;
+    auto to = [&](std::uint32_t c) {
+      std::uint64_t h = (c + 1) * 0x9E3779B97F4A7C15ull ^ seed;
+      return big ? kTo[(h >> 32) % 12] : kTo[(h >> 32) % 5];
+    };
+    std::map<std::uint32_t, std::uint64_t> seen, want;
+    rc.update_range(b, len, [&](std::uint32_t c, std::uint64_t n) {
+      EXPECT_GE(n, 1u);
+      seen[c] += n;
+      return to(c);
+    });
+    for (std::uint64_t k = 0; k < len; ++k) {
+      ++want[model[b + k]];
+      model[b + k] = to(model[b + k]);
+    }
+    ASSERT_EQ(seen, want) << i;
+    if (i % 500 == 0) {
+      std::vector<std::uint32_t> got(kN);
+      rc.get_range(0, got);
+      ASSERT_EQ(got, model) << i;
+    }
+  }
+  std::vector<std::uint32_t> got(kN);
+  rc.get_range(0, got);
+  ASSERT_EQ(got, model);
+  std::uint64_t nz = 0, ovf = 0;
+  for (std::uint32_t c : model) nz += c != 0, ovf += c >= 3;
+  EXPECT_EQ(rc.nr_nonzero(), nz);
+  EXPECT_EQ(rc.nr_overflow(), ovf);
+}
+
+TEST(RefCounts, UpdateRangeLsStateMachineCountsOwners) {
+  // thin_ls's use: 0 unseen, 1 shared, k + 2 owned by device k alone; runs of devices 0..299
+  // (owners past 253 reach the global map) over 2-bit and byte pages; the per-device
+  // exclusive counts kept by fn(c, n) against a per-block model.
+  constexpr std::uint64_t kN = 3 * RefCounts::kPageBlocks;
+  RefCounts rc(kN);
+  std::vector<std::uint32_t> model(kN);
+  std::vector<std::uint64_t> ex(300), want(300);
+  std::mt19937_64 rng(31);
+  for (int i = 0; i < 6000; ++i) {
+    std::uint64_t b = rng() % kN, len = std::min<std::uint64_t>(1 + rng() % 40, kN - b);
+    auto dev = static_cast<std::uint32_t>(i < 3000 ? rng() % 3 : rng() % 300);
+    bool shared = rng() % 8 == 0;  // a leaf reached by several devices
+    auto fn = [&](std::uint32_t c, std::uint64_t n) -> std::uint32_t {
+      if (c == 0 && !shared) {
+        ex[dev] += n;
+        return dev + 2;
+      }
+      if (c >= 2) ex[c - 2] -= n;
+      return 1;
+    };
+    rc.update_range(b, len, fn);
+    for (std::uint64_t k = 0; k < len; ++k) {
+      std::uint32_t& c = model[b + k];
+      c = c == 0 && !shared ? dev + 2 : 1;
+    }
+  }
+  std::fill(want.begin(), want.end(), 0);
+  for (std::uint32_t c : model)
+    if (c >= 2) ++want[c - 2];
+  EXPECT_EQ(ex, want);
+  std::vector<std::uint32_t> got(kN);
+  rc.get_range(0, got);
+  EXPECT_EQ(got, model);
 }
 
 TEST(RefCounts, IncRangeOnTwoBitPagesStopsAtEachOverflow) {

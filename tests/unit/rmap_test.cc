@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -124,6 +125,65 @@ TEST(ReverseMap, LinesWithTheLargestNumbers) {
             "data 1099511627770..1099511627775 -> thin(18446744073709551615) "
             "18446744073709551610..18446744073709551615\n"
             "data 0..1 -> thin(18446744073709551615) 0..1\n");
+}
+
+TEST(ReverseMap, RunsJoinedFourAtATimeBreakWhereTheyShould) {
+  // One device, two full leaves of runs of every length 1..13 broken by a key gap, a data gap,
+  // a time change (no break) or a data step back, at every position in the four-mapping steps
+  // of the joining loop; regions ending at each offset of a run and several regions. The lines
+  // must be those of a one-mapping-at-a-time join.
+  auto io = pdata::make_memory_engine(64);
+  Entries all;
+  std::uint64_t v = 0, d = 5000;
+  for (unsigned len = 1; all.size() < 500; len = len % 13 + 1) {
+    for (unsigned j = 0; j < len && all.size() < 500; ++j) all.emplace_back(v++, bt(d++, j % 3 == 2));
+    switch (all.size() % 4) {
+      case 0: v += 2; break;        // key gap
+      case 1: d += 3; break;        // data gap
+      case 2: d -= 40; break;       // data back (blocks shared with nothing)
+      default: v += 1; d += 1;      // both: a new run still
+    }
+  }
+  Entries a(all.begin(), all.begin() + 250), b(all.begin() + 250, all.end());
+  test::put_node(*io, 10, true, a);
+  test::put_node(*io, 11, true, b);
+  test::put_node(*io, 12, false, {{0, 10}, {b.front().first, 11}});
+  test::put_node(*io, 30, true, {{3, 12}});
+  auto model = [&](const std::vector<thin::DataRegion>& rs) {
+    auto in = [&](std::uint64_t x) {
+      for (const auto& r : rs)
+        if (x >= r.begin && x < r.end) return true;
+      return false;
+    };
+    thin::ReverseRuns out;
+    out.devs.push_back(3);
+    std::uint64_t cd = 0, cv = 0, cl = 0;
+    for (auto [k, val] : all) {
+      std::uint64_t x = thin::unpack_block_time(val).data_block;
+      if (!in(x)) continue;
+      if (cl && k == cv + cl && x == cd + cl) {
+        ++cl;
+        continue;
+      }
+      if (cl) out.push_back(thin::ReverseRun{cd, cv, cl, 0});
+      cd = x, cv = k, cl = 1;
+    }
+    if (cl) out.push_back(thin::ReverseRun{cd, cv, cl, 0});
+    std::sort(out.begin(), out.end(), [](const thin::ReverseRun& p, const thin::ReverseRun& q) {
+      return p.data_begin < q.data_begin;
+    });
+    return lines(out);
+  };
+  std::vector<std::vector<thin::DataRegion>> cases = {{{0, 1u << 20}}, {{5000, 5100}}};
+  for (std::uint64_t end = 5000; end < 5040; ++end) cases.push_back({{4990, end}});
+  for (std::uint64_t begin = 4990; begin < 5030; ++begin) cases.push_back({{begin, 6000}});
+  cases.push_back({{5003, 5011}, {5020, 5029}, {5100, 5400}});
+  for (const auto& rs : cases) {
+    auto runs = thin::reverse_map(*io, 30, rs);
+    ASSERT_TRUE(runs.has_value()) << runs.error().what;
+    ASSERT_EQ(lines(*runs), model(rs)) << rs.front().begin << ".." << rs.front().end;
+  }
+  EXPECT_NE(model({{0, 1u << 20}}).size(), 0u);
 }
 
 }  // namespace

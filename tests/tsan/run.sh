@@ -62,8 +62,8 @@ fi
 timeout_of() {
   local t
   case $1 in
-    test_check|test_repair) t=3600 ;;
-    test_delta_ls_rmap|test_threads|test_restore|test_repair_score|test_dump) t=2400 ;;
+    test_check|test_repair|test_threads) t=3600 ;;
+    test_delta_ls_rmap|test_restore|test_repair_score|test_dump|test_pack) t=2400 ;;
     *) t=1800 ;;
   esac
   echo $((t * ${THINMETA_TSAN_TIMEOUT:-1}))

@@ -61,6 +61,18 @@ void install_cleanup_handlers() {
   });
 }
 
+CleanupSignalsHeld::CleanupSignalsHeld() {
+  install_cleanup_handlers();  // a signal other threads take meanwhile unlinks what is registered
+  sigset_t block;
+  ::sigemptyset(&block);
+  for (int s : kSignals) ::sigaddset(&block, s);
+  ::pthread_sigmask(SIG_BLOCK, &block, &old_);
+}
+
+CleanupSignalsHeld::~CleanupSignalsHeld() {
+  ::pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+}
+
 int register_cleanup(const std::string& path) {
   install_cleanup_handlers();
   std::lock_guard<std::mutex> lock(g_mutex);

@@ -15,6 +15,8 @@
 // to create the file).
 #pragma once
 
+#include <signal.h>
+
 #include <string>
 
 namespace thinmeta::cli {
@@ -28,6 +30,20 @@ void install_cleanup_handlers();
 int register_cleanup(const std::string& path);
 // Forgets a slot (the file was renamed or removed). -1 is ignored.
 void unregister_cleanup(int slot);
+
+// Holds SIGINT, SIGTERM, SIGHUP and SIGQUIT back in the calling thread while it lives (one
+// pending signal is delivered at its end): a file created and registered inside it cannot be
+// left behind by a signal that lands between its creation and its registration.
+class CleanupSignalsHeld {
+ public:
+  CleanupSignalsHeld();
+  ~CleanupSignalsHeld();
+  CleanupSignalsHeld(const CleanupSignalsHeld&) = delete;
+  CleanupSignalsHeld& operator=(const CleanupSignalsHeld&) = delete;
+
+ private:
+  sigset_t old_;  // the thread's mask before
+};
 
 // RAII form of the two calls above.
 class CleanupPath {

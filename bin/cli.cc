@@ -16,6 +16,7 @@
 #include <cstring>
 #include <iostream>
 #include <new>
+#include <optional>
 
 #include "persistent-data/io/block.h"
 #include "persistent-data/pack/pack_format.h"
@@ -351,15 +352,18 @@ Result<OutputFile> OutputFile::open(const std::string& path) {
     return OutputFile(target, "", fd);
   };
   std::string tmp = target + ".XXXXXX";
+  std::optional<CleanupSignalsHeld> held(std::in_place);  // until the temporary is registered
   int fd = ::mkstemp(tmp.data());
   if (fd < 0) {
     int err = errno;
+    held.reset();
     if (exists && (err == EACCES || err == EROFS || err == EPERM)) return in_place();
     errno = err;
     return cant(errno_text());
   }
   ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   OutputFile out(target, tmp, fd);
+  held.reset();
   if (out.cleanup_slot_ < 0) {
     return cant("too many temporary files");
   }

@@ -713,7 +713,8 @@ def main():
     for n in notes:
         log("  " + n)
     for e in errors:
-        log("  FAIL: " + (e if len(e) < 700 else e[:700] + " ..."))
+        # a long error keeps its head (what failed) and its tail (a guest's last lines say why)
+        log("  FAIL: " + (e if len(e) < 1600 else e[:400] + " [...] " + e[-1200:]))
     log("%s: %s %s" % (name, stats["result"], " ".join("%s=%s" % (k, v) for k, v in stats.items()
                                                       if k not in ("errors", "result", "notes"))))
     sys.exit(1 if errors else 0)

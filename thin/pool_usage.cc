@@ -13,6 +13,7 @@
 
 #include "persistent-data/btree/btree_walker.h"
 #include "persistent-data/checksum.h"
+#include "persistent-data/decimal.h"
 #include "persistent-data/endian.h"
 #include "persistent-data/helper_thread.h"
 #include "persistent-data/space_map/ref_counts.h"
@@ -391,7 +392,7 @@ std::string human_size(std::uint64_t n) {
     n = (n + 512) / 1024;
     ++i;
   }
-  return std::to_string(n) + kUnits[i];
+  return pdata::decimal_string(n) + kUnits[i];
 }
 
 }  // namespace thinmeta::thin

@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// Buffered text output to a file descriptor: large buffer, integers formatted without
-// locale machinery. A closed pipe becomes Errc::kBrokenPipe (reported quietly by the tools).
+// Buffered text output to a file descriptor: large buffer, integers formatted by
+// persistent-data/decimal.h. A closed pipe becomes Errc::kBrokenPipe (reported quietly by the tools).
 #pragma once
 
-#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -11,47 +10,12 @@
 #include <string>
 #include <string_view>
 
+#include "persistent-data/decimal.h"
 #include "persistent-data/result.h"
 
 namespace thinmeta::thin {
 
-// Decimal digits of v (1 for 0, 20 for 2^64-1).
-inline unsigned decimal_digits(std::uint64_t v) {
-  static constexpr std::uint64_t kPow10[20] = {
-      1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
-      100000000ull, 1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull,
-      10000000000000ull, 100000000000000ull, 1000000000000000ull, 10000000000000000ull,
-      100000000000000000ull, 1000000000000000000ull, 10000000000000000000ull};
-  // floor(log10(2) * bit width) is log10(v) or one less; v | 1 makes 0 count as 1 (10^t is
-  // even for t > 0, so the | never crosses a power of ten).
-  auto t = static_cast<unsigned>((std::bit_width(v | 1) * 1233) >> 12);
-  return t + 1 - ((v | 1) < kPow10[t]);
-}
-
-// Writes v in decimal at p (room for 20 characters), returns the end: two digits a step from
-// a table, the length known up front (no reversal, no locale).
-inline char* write_u64(char* p, std::uint64_t v) {
-  static constexpr char kPairs[201] =
-      "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-      "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-      "8081828384858687888990919293949596979899";
-  unsigned n = decimal_digits(v);
-  char* end = p + n;
-  char* q = end;
-  while (v >= 100) {
-    unsigned r = static_cast<unsigned>(v % 100);
-    v /= 100;
-    q -= 2;
-    std::memcpy(q, kPairs + 2 * r, 2);
-  }
-  if (v >= 10) {
-    q -= 2;
-    std::memcpy(q, kPairs + 2 * v, 2);
-  } else {
-    *--q = static_cast<char>('0' + v);
-  }
-  return end;
-}
+using pdata::write_u64;
 
 // Copies a string literal (without its NUL) to p, returns the end.
 template <std::size_t N>
@@ -88,7 +52,7 @@ class TextOutput {
     buf_[used_++] = c;
   }
   void put_u64(std::uint64_t v) {
-    if (size_ - used_ < 20) drain();
+    if (size_ - used_ < pdata::kMaxDecimalU64) drain();
     used_ = static_cast<std::size_t>(write_u64(buf_.get() + used_, v) - buf_.get());
   }
   // Room for n bytes (n <= kMinBuffer), written directly through the pointer returned;

@@ -13,6 +13,7 @@
 #include <iterator>
 #include <mutex>
 
+#include "persistent-data/decimal.h"
 #include "persistent-data/io/io_counters.h"
 #include "persistent-data/io/sync_engine.h"
 
@@ -41,10 +42,8 @@ struct Line {
     while (s && *s && n < sizeof buf - 1) buf[n++] = *s++;
   }
   void put_u64(std::uint64_t v) {
-    char d[24];
-    std::size_t k = 0;
-    do d[k++] = static_cast<char>('0' + v % 10); while (v /= 10);
-    while (k && n < sizeof buf - 1) buf[n++] = d[--k];
+    char d[kMaxDecimalU64];
+    for (const char *p = d, *end = write_u64(d, v); p != end && n < sizeof buf - 1; ++p) buf[n++] = *p;
   }
 };
 

@@ -1,16 +1,14 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
-// The hand-rolled decimal formatting (write_u64) against std::to_chars, and the XML writer's
-// mapping lines (formatted into a reserved line) byte for byte, through a real file.
+// The XML writer's mapping lines (formatted into a reserved line) byte for byte, through a
+// real file (the number formatter itself: decimal_test.cc).
 #include <gtest/gtest.h>
 
 #include <stdio.h>
 #include <unistd.h>
 
-#include <charconv>
 #include <cstring>
 #include <cstdint>
 #include <limits>
-#include <random>
 #include <string>
 
 #include "thin/text_output.h"
@@ -19,57 +17,6 @@
 namespace {
 
 using namespace thinmeta;
-
-std::string reference(std::uint64_t v) {
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, r.ptr);
-}
-
-std::string formatted(std::uint64_t v) {
-  char buf[32];
-  std::memset(buf, 'x', sizeof buf);
-  char* end = thin::write_u64(buf, v);
-  EXPECT_EQ(end - buf, static_cast<long>(thin::decimal_digits(v))) << v;
-  EXPECT_EQ(*end, 'x') << "wrote past the end for " << v;
-  return std::string(buf, end);
-}
-
-TEST(WriteU64, EdgeCases) {
-  EXPECT_EQ(formatted(0), "0");
-  EXPECT_EQ(formatted(1), "1");
-  EXPECT_EQ(formatted(9), "9");
-  EXPECT_EQ(formatted(10), "10");
-  EXPECT_EQ(formatted(99), "99");
-  EXPECT_EQ(formatted(100), "100");
-  EXPECT_EQ(formatted(4294967295u), "4294967295");
-  EXPECT_EQ(formatted(4294967296u), "4294967296");
-  EXPECT_EQ(formatted(9999999999999999999ull), "9999999999999999999");
-  EXPECT_EQ(formatted(10000000000000000000ull), "10000000000000000000");
-  EXPECT_EQ(formatted(std::numeric_limits<std::uint64_t>::max()), "18446744073709551615");
-  EXPECT_EQ(thin::decimal_digits(0), 1u);
-  EXPECT_EQ(thin::decimal_digits(std::numeric_limits<std::uint64_t>::max()), 20u);
-}
-
-TEST(WriteU64, EveryPowerOfTenAndTwoAndTheirNeighbours) {
-  std::uint64_t p = 1;
-  for (int i = 0; i < 20; ++i, p *= 10)
-    for (std::uint64_t v : {p - 1, p, p + 1}) EXPECT_EQ(formatted(v), reference(v)) << v;
-  for (int i = 0; i < 64; ++i) {
-    std::uint64_t b = std::uint64_t{1} << i;
-    for (std::uint64_t v : {b - 1, b, b + 1}) EXPECT_EQ(formatted(v), reference(v)) << v;
-  }
-}
-
-TEST(WriteU64, RandomValuesOfEveryWidth) {
-  std::mt19937_64 rng(18);
-  for (int bits = 1; bits <= 64; ++bits)
-    for (int k = 0; k < 200; ++k) {
-      std::uint64_t v = rng() >> (64 - bits);
-      EXPECT_EQ(formatted(v), reference(v)) << v;
-    }
-  for (std::uint64_t v = 0; v < 100000; ++v) ASSERT_EQ(formatted(v), reference(v)) << v;
-}
 
 // Writes through a TextOutput into a temporary file and returns what the file holds.
 template <typename Fn>

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "xml/fast_reader.h"
 #include "xml/metadata_reader.h"
@@ -211,6 +212,61 @@ TEST(FastReader, RandomByteChangesAreDeclinedOrConsistent) {
     }
     expect_consistent(t);
   }
+}
+
+// The mapping lines thin_dump writes are read eight digits at a time: every number length
+// (1-21 digits, leading zeros, at and past 2^64 - 1 and 2^32 - 1) in every field of both line
+// kinds, and each odd byte after, inside or before the digits, must give what expat gives or
+// be declined; what expat takes must be taken. Lines are followed by
+// enough text for the literal line match (it wants a whole longest line ahead).
+TEST(FastReader, NumbersOfEveryLengthInEveryMappingField) {
+  const std::string head =
+      "<superblock time=\"1\" transaction=\"1\" data_block_size=\"128\" nr_data_blocks=\"1\">\n"
+      "  <device dev_id=\"1\" mapped_blocks=\"0\" transaction=\"0\" creation_time=\"0\" "
+      "snap_time=\"0\">\n";
+  const std::string tail = std::string(200, '\n') + "  </device>\n</superblock>\n";
+  auto range = [](const std::string* f) {
+    return "    <range_mapping origin_begin=\"" + f[0] + "\" data_begin=\"" + f[1] +
+           "\" length=\"" + f[2] + "\" time=\"" + f[3] + "\"/>\n";
+  };
+  auto single = [](const std::string* f) {
+    return "    <single_mapping origin_block=\"" + f[0] + "\" data_block=\"" + f[1] +
+           "\" time=\"" + f[3] + "\"/>\n";
+  };
+  std::mt19937_64 rng(19);
+  std::vector<std::string> numbers = {"0", "00", "007", "4294967295", "4294967296",
+                                      "18446744073709551615", "18446744073709551616",
+                                      "99999999999999999999", "018446744073709551615",
+                                      "00000000000000000001", "000000000000000000001"};
+  for (int len = 1; len <= 21; ++len)
+    for (int k = 0; k < 3; ++k) {
+      std::string n(1, static_cast<char>('1' + rng() % 9));
+      while (static_cast<int>(n.size()) < len) n += static_cast<char>('0' + rng() % 10);
+      numbers.push_back(n);
+    }
+  const std::string odd[] = {"", "a", "/", ":", " ", "-", "\xff", "\x80", "\"", "'"};
+  for (int field = 0; field < 4; ++field)
+    for (auto line : {+range, +single}) {
+      if (field == 2 && line == +single) continue;
+      for (const std::string& n : numbers) {
+        std::string f[4] = {"5", "6", "7", "0"};
+        f[field] = n;
+        std::string doc = head + line(f) + line(f) + tail;
+        Both b = read_both(doc);
+        if (b.expat_ok) {
+          EXPECT_TRUE(b.fast_ok) << doc;
+        }
+        expect_consistent(doc);
+        for (const std::string& o : odd) {
+          f[field] = n.substr(0, n.size() - 1) + o + n.substr(n.size() - 1);
+          expect_consistent(head + line(f) + line(f) + tail);
+          f[field] = n + o;
+          expect_consistent(head + line(f) + line(f) + tail);
+          f[field] = o + n;
+          expect_consistent(head + line(f) + line(f) + tail);
+        }
+      }
+    }
 }
 
 // A temporary file holding `text`, rewound; closed by the caller.

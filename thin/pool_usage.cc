@@ -352,6 +352,7 @@ Result<std::map<std::uint64_t, DeviceUsage>> pool_usage(pdata::IoEngine& io,
   // leaf of device k that no other path reaches (k + 2), or mapped more than once (1);
   // excl[k] counts the blocks in state k + 2.
   pdata::RefCounts state;
+  if (devs.size() > 1) state.prefer_byte_pages();  // states k + 2 >= 3: 2 bits cannot hold them
   std::vector<std::uint64_t> excl(devs.size());
   THINMETA_CHECK(reader.for_each(leaves.size(), [&](std::size_t i) { return leaves[i].addr; }, true, false, [&](std::size_t i, const NodeView& n) {
     const Reach& r = leaves[i].reach;

@@ -9,7 +9,7 @@ namespace thinmeta::pdata {
 RefCounts::~RefCounts() = default;
 
 RefCounts::RefCounts(RefCounts&& o) noexcept
-    : nr_blocks_(o.nr_blocks_), pages_(std::move(o.pages_)), overflow_(std::move(o.overflow_)),
+    : nr_blocks_(o.nr_blocks_), byte_pages_(o.byte_pages_), pages_(std::move(o.pages_)), overflow_(std::move(o.overflow_)),
       recent_(o.recent_) {
   o.pages_.clear();
   o.overflow_.clear();
@@ -19,6 +19,7 @@ RefCounts::RefCounts(RefCounts&& o) noexcept
 RefCounts& RefCounts::operator=(RefCounts&& o) noexcept {
   if (this == &o) return *this;
   nr_blocks_ = o.nr_blocks_;
+  byte_pages_ = o.byte_pages_;
   pages_ = std::move(o.pages_);
   overflow_ = std::move(o.overflow_);
   recent_ = o.recent_;
@@ -80,7 +81,7 @@ void RefCounts::densify(Page& p, std::uint64_t base) {
   auto d = std::make_unique<Dense>();
   std::size_t big = 0;
   for (std::uint32_t e : p.sparse) big += (e & Page::kCountMask) >= 3;
-  if (big > Page::kMaxSmallOverflow) {
+  if (byte_pages_ || big > Page::kMaxSmallOverflow) {
     // Would turn into a byte a block at once (e.g. a snapshot-shared region): straight there.
     d->bytes.assign(kPageBlocks, 0);
     for (std::uint32_t e : p.sparse) {
@@ -186,6 +187,16 @@ void RefCounts::page_set(Page& p, std::uint64_t b, std::uint32_t off, std::uint3
     v = Page::kFar;
     overflow_[b] = count;
   }
+}
+
+void RefCounts::fill_fresh(Page& p, std::uint64_t base, std::uint32_t lo, std::uint32_t hi,
+                           std::uint32_t count) {
+  if (!p.d && p.sparse.size() + (hi - lo) > Page::kMaxSparse) densify(p, base);
+  if (p.is_bytes() && count < Page::kFar) {
+    std::memset(p.d->bytes.data() + lo, static_cast<int>(count), hi - lo);
+    return;
+  }
+  for (std::uint32_t o = lo; o < hi; ++o) page_set(p, base + o, o, count);
 }
 
 bool RefCounts::any_nonzero(std::uint64_t b, std::uint64_t len) const {

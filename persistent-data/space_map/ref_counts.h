@@ -13,6 +13,7 @@
 #include <functional>
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <span>
@@ -36,6 +37,10 @@ class RefCounts {
   ~RefCounts();
 
   std::uint64_t nr_blocks() const { return nr_blocks_; }
+  // Pages leaving the sparse form take a byte a block at once instead of 2 bits: for counts
+  // (or states, see update_range) that are mostly >= 3, which 2-bit pages keep in a list
+  // until they turn to bytes anyway.
+  void prefer_byte_pages() { byte_pages_ = true; }
   // Adds `by` to block b's count (b may be beyond nr_blocks(); callers check ranges).
   void inc(std::uint64_t b, std::uint32_t by = 1);
   // Subtracts one; a count of 0 stays 0. Returns the new count.
@@ -141,6 +146,7 @@ class RefCounts {
     static constexpr std::size_t kMaxSparse = kDenseWords * 2;  // 4 KiB, as much as `bits`
     static constexpr std::size_t kMaxSmallOverflow = 256;      // then `bytes`: cheaper to update
     static constexpr std::size_t kRangeSmallOverflow = 16;     // the same for inc_range's adds
+    static constexpr std::size_t kBytesAfter = 256;              // prefer_byte_pages(): sparse entries
     static constexpr std::uint8_t kFar = 255;
     static constexpr unsigned kCountBits = 18;
     static constexpr std::uint32_t kCountMask = (1u << kCountBits) - 1;
@@ -181,6 +187,10 @@ class RefCounts {
   void page_set(Page& p, std::uint64_t b, std::uint32_t off, std::uint32_t count);
   void densify(Page& p, std::uint64_t base);
   void inc_range_slow(std::uint64_t b, std::uint64_t len, std::uint32_t by);
+  // Gives count `count` to the blocks at offsets [lo, hi) of page p (base: its first block),
+  // all 0 and after its last sparse entry, when the sparse form cannot take them all: the page
+  // turns dense first.
+  void fill_fresh(Page& p, std::uint64_t base, std::uint32_t lo, std::uint32_t hi, std::uint32_t count);
   // Recently looked-up pages, direct-mapped by index (a walk of a snapshot alternates between
   // the region it shares and the blocks it overwrote, spread over a few dozen pages). `bytes`
   // is the page's byte array when it holds a byte a block, else null. Pages never move.
@@ -204,20 +214,21 @@ class RefCounts {
     return static_cast<std::uint32_t>((x * 0x0101010101010101ull) >> 56);
   }
   void to_bytes(Page& p, std::uint64_t base);
+  // kLanes + 16 - n: a 16-byte mask of n leading 0xff lanes (n <= 16).
+  static constexpr std::uint8_t kLanes[32] = {
+      0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
   // Adds one to v[0 .. len) sixteen bytes a step while every byte of a step is below
   // kFar - 1 (room: the bytes readable from v); returns how many were added (the caller
   // adds the rest one by one, stopping where the byte form cannot hold the count).
   static std::uint64_t add_one_bytes(std::uint8_t* v, std::uint64_t len, std::uint64_t room) {
 #if defined(__SSE2__)
-    static constexpr std::uint8_t kMask[32] = {
-        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     const __m128i lim = _mm_set1_epi8(static_cast<char>(Page::kFar - 2));
     std::uint64_t k = 0;
     while (k < len && room - k >= 16) {
       std::uint64_t n = std::min<std::uint64_t>(16, len - k);
       auto* at = reinterpret_cast<__m128i*>(v + k);
       __m128i x = _mm_loadu_si128(at);
-      __m128i m = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kMask + 16 - n));
+      __m128i m = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kLanes + 16 - n));
       __m128i ok = _mm_cmpeq_epi8(_mm_max_epu8(x, lim), lim);  // x <= kFar - 2
       if (_mm_movemask_epi8(_mm_andnot_si128(ok, m))) break;
       _mm_storeu_si128(at, _mm_sub_epi8(x, m));  // the n lanes of m are -1: x + 1
@@ -231,6 +242,7 @@ class RefCounts {
   }
 
   std::uint64_t nr_blocks_;
+  bool byte_pages_ = false;
   std::unordered_map<std::uint64_t, Page> pages_;  // node based: a Page never moves
   // Counts of kFar bytes and kSparseFar entries.
   std::unordered_map<std::uint64_t, std::uint32_t> overflow_;
@@ -252,14 +264,40 @@ void RefCounts::update_range(std::uint64_t b, std::uint64_t len, Fn&& fn) {
     while (k < n) {
       if (p.d && !p.d->bytes.empty()) {  // a byte a block: blocks of one count grouped
         std::uint8_t* v = p.d->bytes.data() + off;
+        const std::uint32_t room = static_cast<std::uint32_t>(kPageBlocks) - off;  // readable from v
         std::uint32_t c = 0, e = k, r = 0;
         while (k < n) {
           c = v[k];
           if (c == Page::kFar) break;
-          for (e = k + 1; e < n && v[e] == c;) ++e;
+          e = k + 1;
+#if defined(__SSE2__)
+          // The stretch's end sixteen bytes a step, and its new count stored the same way.
+          const __m128i cc = _mm_set1_epi8(static_cast<char>(c));
+          for (; e < n && room - e >= 16; e += 16) {
+            auto ne = static_cast<unsigned>(
+                ~_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + e)), cc)) & 0xffff);
+            if (ne) {
+              e += static_cast<std::uint32_t>(__builtin_ctz(ne));
+              break;
+            }
+          }
+          e = std::min(e, n);
+#endif
+          for (; e < n && v[e] == c;) ++e;
           r = fn(c, std::uint64_t{e - k});
           if (r >= Page::kFar) break;
-          for (; k < e; ++k) v[k] = static_cast<std::uint8_t>(r);
+#if defined(__SSE2__)
+          if (e - k <= 16 && room - k >= 16) {
+            auto* at = reinterpret_cast<__m128i*>(v + k);
+            __m128i m = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kLanes + 16 - (e - k)));
+            _mm_storeu_si128(at, _mm_or_si128(_mm_andnot_si128(m, _mm_loadu_si128(at)),
+                                              _mm_and_si128(m, _mm_set1_epi8(static_cast<char>(r)))));
+            k = e;
+            continue;
+          }
+#endif
+          std::memset(v + k, static_cast<int>(r), e - k);
+          k = e;
         }
         if (k == n) break;
         if (c != Page::kFar) {  // fn gave blocks [k, e) a count >= kFar: the global map
@@ -311,8 +349,12 @@ void RefCounts::update_range(std::uint64_t b, std::uint64_t len, Fn&& fn) {
           for (; k < n; ++k) p.sparse.push_back((off + k) << Page::kCountBits | r);
           break;
         }
-        for (; k < n; ++k) page_set(p, b + k, off + k, r);
+        fill_fresh(p, b - off, off + k, off + n, r);
         break;
+      } else if (byte_pages_ && p.sparse.size() >= Page::kBytesAfter) {
+        // Sparse, blocks among the entries: a byte a block now rather than inserts one by one.
+        densify(p, b - off);
+        continue;
       }
       page_set(p, b + k, off + k, fn(page_get(p, b + k, off + k), std::uint64_t{1}));
       ++k;

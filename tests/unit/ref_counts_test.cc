@@ -145,7 +145,7 @@ TEST(RefCounts, UpdateRangeAppliesAStateMachineOncePerBlock) {
   EXPECT_EQ(rc.nr_nonzero(), model.size());
 }
 
-TEST(RefCounts, UpdateRangeOverEveryPageFormAndBoundary) {
+static void update_range_over_every_page_form(bool byte_pages) {
   // Six pages, each starting in one form: absent, sparse (with a count in the global map),
   // 2 bits (with counts >= 3 in its list), bytes (with counts >= 255 in the global map), then
   // ranges across words and pages, short and over whole pages, with transitions to 0, 1, 2,
@@ -153,6 +153,7 @@ TEST(RefCounts, UpdateRangeOverEveryPageFormAndBoundary) {
   // count once (n summed by count) and leave the model's counts.
   constexpr std::uint64_t kPages = 6, kN = kPages * RefCounts::kPageBlocks;
   RefCounts rc(kN);
+  if (byte_pages) rc.prefer_byte_pages();  // page 2 then starts as bytes, not 2 bits
   std::vector<std::uint32_t> model(kN);
   std::mt19937_64 rng(23);
   auto put = [&](std::uint64_t b, std::uint32_t c) {
@@ -206,12 +207,20 @@ TEST(RefCounts, UpdateRangeOverEveryPageFormAndBoundary) {
   EXPECT_EQ(rc.nr_overflow(), ovf);
 }
 
-TEST(RefCounts, UpdateRangeLsStateMachineCountsOwners) {
+TEST(RefCounts, UpdateRangeOverEveryPageFormAndBoundary) { update_range_over_every_page_form(false); }
+
+TEST(RefCounts, UpdateRangeOverEveryPageFormAndBoundaryPreferringBytes) {
+  update_range_over_every_page_form(true);
+}
+
+static void update_range_ls_state_machine(bool byte_pages) {
   // thin_ls's use: 0 unseen, 1 shared, k + 2 owned by device k alone; runs of devices 0..299
-  // (owners past 253 reach the global map) over 2-bit and byte pages; the per-device
-  // exclusive counts kept by fn(c, n) against a per-block model.
+  // (owners past 253 reach the global map) over 2-bit and byte pages (or sparse pages turning
+  // to bytes: byte_pages); the per-device exclusive counts kept by fn(c, n) against a
+  // per-block model.
   constexpr std::uint64_t kN = 3 * RefCounts::kPageBlocks;
   RefCounts rc(kN);
+  if (byte_pages) rc.prefer_byte_pages();
   std::vector<std::uint32_t> model(kN);
   std::vector<std::uint64_t> ex(300), want(300);
   std::mt19937_64 rng(31);
@@ -240,6 +249,41 @@ TEST(RefCounts, UpdateRangeLsStateMachineCountsOwners) {
   std::vector<std::uint32_t> got(kN);
   rc.get_range(0, got);
   EXPECT_EQ(got, model);
+}
+
+TEST(RefCounts, UpdateRangeLsStateMachineCountsOwners) { update_range_ls_state_machine(false); }
+
+TEST(RefCounts, UpdateRangeLsStateMachineCountsOwnersInBytePages) { update_range_ls_state_machine(true); }
+
+TEST(RefCounts, UpdateRangeLongStretchesInBytePages) {
+  // Byte pages (prefer_byte_pages: sparse pages turn to bytes on a long first touch or once
+  // 256 entries take a block among them): stretches of one count longer than 16, ending at
+  // every offset near a page's end (fewer than 16 bytes left to read), new counts written
+  // over 1..40 blocks; fn's n summed by count against a model.
+  constexpr std::uint64_t kN = 2 * RefCounts::kPageBlocks;
+  RefCounts rc(kN);
+  rc.prefer_byte_pages();
+  std::vector<std::uint32_t> model(kN);
+  std::mt19937_64 rng(41);
+  rc.update_range(0, 3000, [](std::uint32_t, std::uint64_t) { return 5u; });  // first touch: bytes
+  std::fill_n(model.begin(), 3000, 5u);
+  const std::uint64_t P = RefCounts::kPageBlocks;
+  for (int i = 0; i < 20000; ++i) {
+    std::uint64_t b = i % 3 == 0 ? P - 1 - rng() % 48 : (i % 3 == 1 ? 2 * P - 1 - rng() % 48 : rng() % kN);
+    std::uint64_t len = std::min<std::uint64_t>(i % 4 == 0 ? 1 + rng() % 40 : 1 + rng() % 100, kN - b);
+    auto to = static_cast<std::uint32_t>(rng() % 4);  // few values: long stretches form
+    std::map<std::uint32_t, std::uint64_t> seen, want;
+    rc.update_range(b, len, [&](std::uint32_t c, std::uint64_t n) {
+      seen[c] += n;
+      return to;
+    });
+    for (std::uint64_t k = 0; k < len; ++k) ++want[model[b + k]], model[b + k] = to;
+    ASSERT_EQ(seen, want) << i;
+  }
+  std::vector<std::uint32_t> got(kN);
+  rc.get_range(0, got);
+  EXPECT_EQ(got, model);
+  EXPECT_LE(rc.memory_bytes(), 2 * RefCounts::kPageBlocks + 64 * 1024);
 }
 
 TEST(RefCounts, IncRangeOnTwoBitPagesStopsAtEachOverflow) {

@@ -48,6 +48,11 @@ class BtreeBuilder {
   void add(std::uint64_t key, const std::uint8_t* value);
   void add_u64(std::uint64_t key, std::uint64_t value);
   void add_u32(std::uint64_t key, std::uint32_t value);
+  // The same as add_u64(key + i, value + i * step) (modulo 2^64) and add_u32(key + i, value)
+  // for i < n, written a leaf's room at a time (a mapping run: the data block advances in the
+  // packed value; a run of blocks with one reference count).
+  void add_u64_run(std::uint64_t key, std::uint64_t value, std::uint64_t step, std::uint64_t n);
+  void add_u32_run(std::uint64_t key, std::uint32_t value, std::uint64_t n);
   // Appends a leaf that is already written (a shared subtree) after the pending entries, which
   // are written first. The caller keeps every non-root node at least a third full: pending()
   // must be 0 or >= min_entries(), and the node itself must hold >= min_entries() entries
@@ -63,6 +68,8 @@ class BtreeBuilder {
  private:
   template <std::uint32_t kSize, typename T, void (*kStore)(std::uint8_t*, T)>
   void add_fixed(std::uint64_t key, T value);
+  template <std::uint32_t kSize, typename T, void (*kStore)(std::uint8_t*, T)>
+  void add_fixed_run(std::uint64_t key, T value, T step, std::uint64_t n);
   void emit_leaf(std::uint32_t n);
   void flush();
 

@@ -76,8 +76,7 @@ BlockAddr write_overflow_tree(BlockWriter& w, const CountSource& counts) {
   BtreeBuilder tree(w, kCountValueSize);
   if (counts.nr_overflow())
     counts.for_each_run([&](std::uint64_t b, std::uint64_t len, std::uint32_t c) {
-      if (c >= 3)
-        for (std::uint64_t k = 0; k < len; ++k) tree.add_u32(b + k, c);
+      if (c >= 3) tree.add_u32_run(b, c, len);
     });
   return tree.finish();
 }

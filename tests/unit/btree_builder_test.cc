@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <vector>
 
 #include "persistent-data/btree/btree_builder.h"
@@ -109,4 +110,56 @@ TEST(BtreeBuilder, WriterReportsRunningOutOfSpace) {
   auto r = w.finish();
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, thinmeta::Errc::kNoSpace);
+}
+
+// The run forms write the same blocks as one add per entry: runs of every length around the
+// leaf room (0, 1, up to 2 leaves and past), starting at every fill of the pending leaves,
+// values stepping across bit 24 (a mapping's data block) and wrapping modulo 2^64; 4-byte
+// runs.
+TEST(BtreeBuilder, RunAddsWriteWhatSingleAddsWrite) {
+  auto image = [](std::uint32_t vsize, bool runs, auto&& feed) {
+    auto io = pd::make_memory_engine(400);
+    pd::BlockWriter w(io.get(), 1, 400);
+    pd::BtreeBuilder b(w, vsize);
+    feed(b, runs);
+    pd::BlockAddr root = b.finish();
+    EXPECT_TRUE(w.finish().has_value());
+    std::vector<std::uint8_t> all(std::size_t{w.next()} * pd::kBlockSize + 8);
+    for (pd::BlockAddr a = 1; a < w.next(); ++a)
+      EXPECT_TRUE(io->read(a, all.data() + a * pd::kBlockSize).has_value());
+    std::memcpy(all.data() + all.size() - 8, &root, 8);
+    return all;
+  };
+  const std::uint64_t lengths[] = {0, 1, 2, 3, 125, 126, 127, 251, 252, 253, 503, 504, 505, 1000};
+  for (std::uint64_t first : {0ull, 1ull, 100ull, 251ull, 252ull, 300ull, 503ull}) {
+    for (std::uint64_t len : lengths) {
+      auto feed64 = [&](pd::BtreeBuilder& b, bool runs) {
+        std::uint64_t key = 5;
+        for (std::uint64_t i = 0; i < first; ++i, ++key) b.add_u64(key, i * 7);
+        const std::uint64_t step = 1ull << 24, start = ~0ull - 3 * step;  // wraps
+        if (runs) {
+          b.add_u64_run(key, start, step, len);
+        } else {
+          for (std::uint64_t i = 0; i < len; ++i) b.add_u64(key + i, start + i * step);
+        }
+        key += len + 10;
+        if (runs) {
+          b.add_u64_run(key, 42, 0, 300);
+        } else {
+          for (std::uint64_t i = 0; i < 300; ++i) b.add_u64(key + i, 42);
+        }
+      };
+      EXPECT_EQ(image(8, true, feed64), image(8, false, feed64)) << first << " " << len;
+      auto feed32 = [&](pd::BtreeBuilder& b, bool runs) {
+        std::uint64_t key = 0;
+        for (std::uint64_t i = 0; i < first; ++i, ++key) b.add_u32(key, 3);
+        if (runs) {
+          b.add_u32_run(key, 4000000000u, len);
+        } else {
+          for (std::uint64_t i = 0; i < len; ++i) b.add_u32(key + i, 4000000000u);
+        }
+      };
+      EXPECT_EQ(image(4, true, feed32), image(4, false, feed32)) << first << " " << len;
+    }
+  }
 }

@@ -30,6 +30,8 @@ namespace {
 
 constexpr std::uint32_t kLeafMax = pdata::max_entries_for(kMappingValueSize);
 constexpr std::uint32_t kMinFill = kLeafMax / 3;
+// pack_block_time(d + 1, t) - pack_block_time(d, t): a run's next packed mapping value.
+constexpr std::uint64_t kNextDataBlock = std::uint64_t{1} << 24;
 
 // Calls fn(virt, data, len, time) for the runs (or parts of runs) making up leaf j of a def.
 template <typename Fn>
@@ -93,7 +95,7 @@ struct BuildOut {
   BtreeBuilder tree;
   std::uint64_t pending() const { return tree.pending(); }
   void run(std::uint64_t v, std::uint64_t db, std::uint64_t n, std::uint32_t t) {
-    for (std::uint64_t i = 0; i < n; ++i) tree.add_u64(v + i, pack_block_time(db + i, t));
+    tree.add_u64_run(v, pack_block_time(db, t), kNextDataBlock, n);
   }
   void shared(RestoreDef& d, std::size_t j) {
     const RestoreItem& first = d.runs[d.leaf_start[j].first];
@@ -122,8 +124,7 @@ class ReplaySink final : public MetadataSink {
   }
   Result<> map(const MappingRun& r) override {
     if (!tree_ || (count_ && r.thin_begin < next_)) return changed();
-    for (std::uint64_t i = 0; i < r.len; ++i)
-      tree_->add_u64(r.thin_begin + i, pack_block_time(r.data_begin + i, r.time));
+    tree_->add_u64_run(r.thin_begin, pack_block_time(r.data_begin, r.time), kNextDataBlock, r.len);
     next_ = r.thin_begin + r.len;
     count_ += r.len;
     return {};

@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include "thin/data_runs.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace thinmeta::thin {
+namespace {
+
+// Marks values [from, n) (from < n), the last one always.
+void mark_scalar(const std::uint8_t* values, std::uint32_t from, std::uint32_t n, std::uint64_t* ends) {
+  std::uint64_t next = pdata::load_le64(values + 8ull * from) >> 24;
+  for (std::uint32_t i = from; i + 1 < n; ++i) {
+    std::uint64_t d = next;
+    next = pdata::load_le64(values + 8ull * (i + 1)) >> 24;
+    ends[i / 64] |= std::uint64_t{next != d + 1} << (i % 64);
+  }
+  ends[(n - 1) / 64] |= 1ull << ((n - 1) % 64);
+}
+
+#if defined(__x86_64__)
+// Four values a step: bit k set when value k's data block is followed by its own plus one
+// (the data blocks against the next four's, loaded a value later).
+__attribute__((target("avx2"))) inline std::uint64_t go_on4_avx2(const std::uint8_t* v) {
+  __m256i d = _mm256_srli_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v)), 24);
+  __m256i e = _mm256_srli_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + 8)), 24);
+  __m256i go_on = _mm256_cmpeq_epi64(_mm256_sub_epi64(e, d), _mm256_set1_epi64x(1));
+  return static_cast<unsigned>(_mm256_movemask_pd(_mm256_castsi256_pd(go_on)));
+}
+
+__attribute__((target("avx2"))) void mark_avx2(const std::uint8_t* values, std::uint32_t n,
+                                               std::uint64_t* ends) {
+  std::uint32_t i = 0;
+  for (; i + 64 < n; i += 64) {  // whole words (the 65th value is read)
+    std::uint64_t w = 0;
+#pragma GCC unroll 16
+    for (unsigned j = 0; j < 64; j += 4) w |= go_on4_avx2(values + 8ull * (i + j)) << j;
+    ends[i / 64] = ~w;
+  }
+  std::uint64_t w = 0;
+  const std::uint32_t first = i;
+#pragma GCC unroll 4
+  for (; i + 4 < n; i += 4) w |= go_on4_avx2(values + 8ull * i) << (i % 64);
+  if (i > first) ends[first / 64] = ~w & ((1ull << (i % 64)) - 1);  // i % 64 > 0 here
+  mark_scalar(values, i, n, ends);
+}
+
+const bool kHasAvx2 = (__builtin_cpu_init(), __builtin_cpu_supports("avx2"));
+#endif
+
+}  // namespace
+
+void data_run_ends_portable(const std::uint8_t* values, std::uint32_t n, std::uint64_t* ends) {
+  std::fill_n(ends, (n + 63) / 64, 0);
+  if (n) mark_scalar(values, 0, n, ends);
+}
+
+void data_run_ends(const std::uint8_t* values, std::uint32_t n, std::uint64_t* ends) {
+#if defined(__x86_64__)
+  if (kHasAvx2) {
+    std::fill_n(ends, (n + 63) / 64, 0);
+    if (n) mark_avx2(values, n, ends);
+    return;
+  }
+#endif
+  data_run_ends_portable(values, n, ends);
+}
+
+}  // namespace thinmeta::thin

@@ -13,9 +13,9 @@
 
 namespace thinmeta::pdata {
 
-// Takes blocks that another reader's requests cover anyway: the asynchronous engines join
-// nearby requests by reading the blocks between them (io_plan.h), and hand over those a sink
-// wants instead of dropping them. Both calls come from whichever thread is reading (two may
+// Takes blocks that another reader's requests cover anyway: the file engines (sync, libaio,
+// io_uring) join nearby requests by reading the blocks between them (io_plan.h), and hand
+// over those a sink wants instead of dropping them. Both calls come from whichever thread is reading (two may
 // read at once) and must be thread-safe; wants() is called for every gap block.
 class GapSink {
  public:

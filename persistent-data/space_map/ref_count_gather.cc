@@ -11,6 +11,7 @@ namespace {
 
 constexpr std::uint32_t kRefCountValueSize = 4;
 constexpr std::size_t kLeafBatch = 256;
+constexpr std::size_t kMinSlice = 32;  // leaves a worker reads at least
 
 WalkOptions tree_options() {
   WalkOptions o;
@@ -176,11 +177,22 @@ RefCountTreeImage RefCountTreeGather::finish() {
   std::vector<std::uint8_t> ok(kLeafBatch);
   for (std::size_t at = 0; at < rest.size(); at += kLeafBatch) {
     std::size_t n = std::min(kLeafBatch, rest.size() - at);
-    io_.read_many(std::span<const BlockAddr>(rest.data() + at, n), bufs.data(),
-                  std::span<int>(errs.data(), n));
-    // The node checks (a CRC each) on the workers; the counts are set here, in key order.
-    run_parallel(n, [&](std::size_t k) {
-      ok[k] = !errs[k] && node_ok(find(rest[at + k]), bufs.block(k));
+    // The reads (where the engine reads in parallel: the page-cache copies spread over the
+    // cores) and the node checks (a CRC each) on the workers, in slices; the counts are set
+    // here, in key order.
+    std::size_t slices = std::min<std::size_t>(worker_count(), n / kMinSlice);
+    bool split = slices > 1 && io_.parallel_reads();
+    if (!split)
+      io_.read_many(std::span<const BlockAddr>(rest.data() + at, n), bufs.data(),
+                    std::span<int>(errs.data(), n));
+    slices = std::max<std::size_t>(slices, 1);
+    run_parallel(slices, [&](std::size_t s) {
+      std::size_t lo = n * s / slices, hi = n * (s + 1) / slices;
+      if (split)
+        io_.read_many(std::span<const BlockAddr>(rest.data() + at + lo, hi - lo),
+                      bufs.block(lo), std::span<int>(errs.data() + lo, hi - lo));
+      for (std::size_t k = lo; k < hi; ++k)
+        ok[k] = !errs[k] && node_ok(find(rest[at + k]), bufs.block(k));
     });
     for (std::size_t k = 0; k < n; ++k) {
       std::size_t i = find(rest[at + k]);

@@ -107,7 +107,7 @@ TEST_F(IoEngineTest, GapBlocksGoToTheSink) {
     std::mutex mu;
     std::size_t taken = 0, bad = 0;
   };
-  for (EngineKind kind : {EngineKind::kAio, EngineKind::kLibaio}) {
+  for (EngineKind kind : {EngineKind::kAio, EngineKind::kLibaio, EngineKind::kSync}) {
     OpenOptions oo;
     oo.engine = kind;
     auto io = open_engine(path_, oo);

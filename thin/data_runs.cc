@@ -19,6 +19,19 @@ void mark_scalar(const std::uint8_t* values, std::uint32_t from, std::uint32_t n
   ends[(n - 1) / 64] |= 1ull << ((n - 1) % 64);
 }
 
+// Mapping runs from value `from` on (ends zeroed by the caller).
+bool mapping_scalar(const std::uint8_t* keys, const std::uint8_t* values, std::uint32_t from,
+                    std::uint32_t n, std::uint64_t begin, std::uint64_t len, std::uint64_t* ends) {
+  for (std::uint32_t i = from; i < n; ++i) {
+    std::uint64_t d = pdata::load_le64(values + 8ull * i) >> 24;
+    if (d - begin >= len) return false;
+    bool go_on = i + 1 < n && (pdata::load_le64(values + 8ull * (i + 1)) >> 24) == d + 1 &&
+                 pdata::load_le64(keys + 8ull * (i + 1)) == pdata::load_le64(keys + 8ull * i) + 1;
+    ends[i / 64] |= std::uint64_t{!go_on} << (i % 64);
+  }
+  return true;
+}
+
 #if defined(__x86_64__)
 // Four values a step: bit k set when value k's data block is followed by its own plus one
 // (the data blocks against the next four's, loaded a value later).
@@ -46,6 +59,56 @@ __attribute__((target("avx2"))) void mark_avx2(const std::uint8_t* values, std::
   mark_scalar(values, i, n, ends);
 }
 
+__attribute__((target("avx2"))) inline __m256i at(const std::uint8_t* p, std::uint32_t k) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 8ull * k));
+}
+
+// Four mappings a step: bits 0..3 set where a mapping is followed by its key and data block
+// plus one; bits 4..7 set where a data block lies outside [begin, begin + len) (d - begin < len
+// unsigned: both sides' top bits flipped, compared signed).
+__attribute__((target("avx2"))) inline unsigned go_on4_mappings(const std::uint8_t* keys,
+                                                                const std::uint8_t* values,
+                                                                std::uint32_t i, __m256i base,
+                                                                __m256i lim) {
+  const __m256i one = _mm256_set1_epi64x(1), sign = _mm256_set1_epi64x(static_cast<long long>(1ull << 63));
+  __m256i d = _mm256_srli_epi64(at(values, i), 24), e = _mm256_srli_epi64(at(values, i + 1), 24);
+  __m256i go_on = _mm256_and_si256(_mm256_cmpeq_epi64(_mm256_sub_epi64(e, d), one),
+                                   _mm256_cmpeq_epi64(_mm256_sub_epi64(at(keys, i + 1), at(keys, i)), one));
+  __m256i in = _mm256_cmpgt_epi64(lim, _mm256_xor_si256(_mm256_sub_epi64(d, base), sign));
+  return static_cast<unsigned>(_mm256_movemask_pd(_mm256_castsi256_pd(go_on))) |
+         (~static_cast<unsigned>(_mm256_movemask_pd(_mm256_castsi256_pd(in))) & 15u) << 4;
+}
+
+__attribute__((target("avx2"))) bool mapping_avx2(const std::uint8_t* keys, const std::uint8_t* values,
+                                                  std::uint32_t n, std::uint64_t begin,
+                                                  std::uint64_t len, std::uint64_t* ends) {
+  const __m256i base = _mm256_set1_epi64x(static_cast<long long>(begin));
+  const __m256i lim = _mm256_set1_epi64x(static_cast<long long>(len ^ (1ull << 63)));
+  unsigned outside = 0;
+  std::uint32_t i = 0;
+  for (; i + 64 < n; i += 64) {  // whole words (the 65th mapping is read)
+    std::uint64_t w = 0;
+#pragma GCC unroll 16
+    for (unsigned j = 0; j < 64; j += 4) {
+      unsigned m = go_on4_mappings(keys, values, i + j, base, lim);
+      w |= std::uint64_t{m & 15u} << j;
+      outside |= m;
+    }
+    ends[i / 64] = ~w;
+  }
+  std::uint64_t w = 0;
+  const std::uint32_t first = i;
+#pragma GCC unroll 4
+  for (; i + 4 < n; i += 4) {
+    unsigned m = go_on4_mappings(keys, values, i, base, lim);
+    w |= std::uint64_t{m & 15u} << (i % 64);
+    outside |= m;
+  }
+  if (outside & ~15u) return false;
+  if (i > first) ends[first / 64] = ~w & ((1ull << (i % 64)) - 1);  // i % 64 > 0 here
+  return mapping_scalar(keys, values, i, n, begin, len, ends);
+}
+
 const bool kHasAvx2 = (__builtin_cpu_init(), __builtin_cpu_supports("avx2"));
 #endif
 
@@ -65,6 +128,28 @@ void data_run_ends(const std::uint8_t* values, std::uint32_t n, std::uint64_t* e
   }
 #endif
   data_run_ends_portable(values, n, ends);
+}
+
+}  // namespace thinmeta::thin
+
+namespace thinmeta::thin {
+
+bool mapping_run_ends_portable(const std::uint8_t* keys, const std::uint8_t* values, std::uint32_t n,
+                               std::uint64_t begin, std::uint64_t len, std::uint64_t* ends) {
+  std::fill_n(ends, (n + 63) / 64, 0);
+  return mapping_scalar(keys, values, 0, n, begin, len, ends);
+}
+
+bool mapping_run_ends(const std::uint8_t* keys, const std::uint8_t* values, std::uint32_t n,
+                      std::uint64_t begin, std::uint64_t len, std::uint64_t* ends) {
+#if defined(__x86_64__)
+  if (kHasAvx2) {
+    std::fill_n(ends, (n + 63) / 64, 0);
+    return mapping_avx2(keys, values, n, begin, len, ends);
+  }
+#endif
+  (void)keys, (void)values, (void)n, (void)begin, (void)len, (void)ends;
+  return false;
 }
 
 }  // namespace thinmeta::thin

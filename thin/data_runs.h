@@ -19,6 +19,17 @@ void data_run_ends(const std::uint8_t* values, std::uint32_t n, std::uint64_t* e
 // The same without AVX2 (what data_run_ends does on CPUs without it; for tests).
 void data_run_ends_portable(const std::uint8_t* values, std::uint32_t n, std::uint64_t* ends);
 
+// For a leaf's keys and values (n <= kRunEndChunk): when every value's data block lies in
+// [begin, begin + len), marks in ends (as data_run_ends does) where runs end that need both
+// the keys and the data blocks +1 from one value to the next, and returns true. Returns false
+// when a data block lies outside (ends then means nothing), and on CPUs without AVX2 (callers
+// keep their one-at-a-time path there).
+bool mapping_run_ends(const std::uint8_t* keys, const std::uint8_t* values, std::uint32_t n,
+                      std::uint64_t begin, std::uint64_t len, std::uint64_t* ends);
+// The same one value at a time, on any CPU (for tests).
+bool mapping_run_ends_portable(const std::uint8_t* keys, const std::uint8_t* values, std::uint32_t n,
+                               std::uint64_t begin, std::uint64_t len, std::uint64_t* ends);
+
 // Calls fn(first, len) for each run of values [first, first + len) whose data blocks are
 // consecutive, in order, over n values (any n).
 template <typename Fn>

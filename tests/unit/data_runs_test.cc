@@ -64,3 +64,48 @@ TEST(DataRuns, RunsOfConsecutiveBlocksMatchAOneByOneJoin) {
     }
   }
 }
+
+TEST(DataRuns, MappingRunEndsNeedKeysAndBlocksInTheRegion) {
+  // Keys ascending with gaps, data blocks as above; regions holding every block, all but one
+  // (at each position) or none. The AVX2 marks (where the CPU has them) against the portable
+  // ones, and those against a one-by-one model.
+  std::mt19937_64 rng(11);
+  for (int iter = 0; iter < 3000; ++iter) {
+    auto n = static_cast<std::uint32_t>(iter <= 256 ? iter : 1 + rng() % thin::kRunEndChunk);
+    std::vector<std::uint64_t> blocks;
+    std::vector<std::uint8_t> v = make_values(rng, n, blocks), k(8ull * n + 64, 0xee);
+    std::vector<std::uint64_t> keys(n);
+    std::uint64_t key = rng() % 1000;
+    for (std::uint32_t i = 0; i < n; ++i) {
+      key += rng() % 5 == 0 ? 2 + rng() % 3 : 1;
+      keys[i] = key;
+      pdata::store_le64(k.data() + 8ull * i, key);
+    }
+    std::uint64_t lo = ~0ull, hi = 0;
+    for (std::uint64_t b : blocks) lo = std::min(lo, b), hi = std::max(hi, b);
+    std::uint64_t begin = n ? lo : 0, len = n ? hi - lo + 1 : 0;
+    bool all_in = true;
+    if (n && iter % 3 == 1) {  // one block outside: above, or below
+      std::uint64_t cut = blocks[rng() % n];
+      if (rng() % 2) len = cut - begin; else begin = cut + 1, len = hi >= begin ? hi - begin + 1 : 0;
+      all_in = false;
+    }
+    std::uint64_t want[4] = {}, a[4] = {9, 9, 9, 9}, b[4] = {8, 8, 8, 8};
+    for (std::uint32_t i = 0; i < n; ++i) {
+      all_in &= blocks[i] - begin < len;
+      bool go_on = i + 1 < n && blocks[i + 1] == blocks[i] + 1 && keys[i + 1] == keys[i] + 1;
+      want[i / 64] |= std::uint64_t{!go_on} << (i % 64);
+    }
+    bool got = thin::mapping_run_ends_portable(k.data(), v.data(), n, begin, len, b);
+    ASSERT_EQ(got, all_in) << iter;
+    if (all_in) {
+      for (std::uint32_t w = 0; w < (n + 63) / 64; ++w) ASSERT_EQ(b[w], want[w]) << iter;
+    }
+    if (__builtin_cpu_supports("avx2")) {
+      ASSERT_EQ(thin::mapping_run_ends(k.data(), v.data(), n, begin, len, a), all_in) << iter;
+      if (all_in) {
+        for (std::uint32_t w = 0; w < (n + 63) / 64; ++w) ASSERT_EQ(a[w], want[w]) << iter << " word " << w;
+      }
+    }
+  }
+}

@@ -42,6 +42,10 @@ class NodeView {
   const std::uint8_t* b_;
 };
 
+// Whether the nr little-endian 64-bit keys at `keys` ascend strictly. SIMD where the CPU has
+// it; `portable` forces the plain loop (tests compare the two).
+bool keys_ascend(const std::uint8_t* keys, std::uint32_t nr, bool portable = false);
+
 // Header checks that need nothing but the node itself and the expected leaf value size:
 // node type, value size (8 for internal nodes), max_entries within the block and a multiple of
 // 3, nr_entries <= max_entries, keys strictly ascending. Returns the damage, if any.

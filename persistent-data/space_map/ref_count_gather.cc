@@ -120,21 +120,22 @@ void RefCountTreeGather::apply(std::size_t i, const std::uint8_t* block) {
 void RefCountTreeGather::apply_checked(std::size_t i, const std::uint8_t* block) {
   NodeView n(block);
   std::uint32_t nr = n.nr_entries();  // <= max_entries_for(4): checked above
-  // A leaf inside one page of the image held as bytes (the keys ascend: checked), counts
-  // 3..254: stored straight from the block. Anything else (damage included) goes the general
-  // way below, which stores the same keys again.
-  if (nr >= 64 && n.key(0) >> RefCounts::kPageShift == n.key(nr - 1) >> RefCounts::kPageShift) {
+  // A leaf inside one page of the image held as bytes (the keys ascend: checked, so the last
+  // one bounds them all), counts 3..254 (the largest c - 3 found on the way, c < 3 wrapping
+  // to a large one): stored straight from the block. Anything else (damage included) goes
+  // the general way below, which stores the same keys again.
+  if (nr >= 64 && n.key(0) >> RefCounts::kPageShift == n.key(nr - 1) >> RefCounts::kPageShift &&
+      n.key(nr - 1) < nr_blocks_) {
     if (std::uint8_t* v = img_.counts.count_bytes(n.key(0), /*create=*/true)) {
       const std::uint8_t* keys = block + kNodeHeaderSize;
       const std::uint8_t* values = n.value(0);
-      std::uint32_t odd = 0;
+      std::uint32_t worst = 0;
       for (std::uint32_t k = 0; k < nr; ++k) {
-        std::uint64_t key = load_le64(keys + 8ull * k);
         std::uint32_t c = load_le32(values + 4ull * k);
-        odd |= static_cast<std::uint32_t>(key >= nr_blocks_) | static_cast<std::uint32_t>(c - 3 > 251);
-        v[key & (RefCounts::kPageBlocks - 1)] = static_cast<std::uint8_t>(c);
+        worst = std::max(worst, c - 3);
+        v[load_le64(keys + 8ull * k) & (RefCounts::kPageBlocks - 1)] = static_cast<std::uint8_t>(c);
       }
-      if (!odd) {
+      if (worst <= 251) {
         state_[i] = kDone;
         return;
       }

@@ -72,12 +72,17 @@ TEST(LeafRuns, MatchTheOnePassDecoder) {
     pdata::store_le32(p + 20, max);
     pdata::store_le32(p + 24, thin::kMappingValueSize);
     const std::uint64_t nr_data = 1 + rng() % 5000;
-    const auto pool_time = static_cast<std::uint32_t>(rng() % 8);
+    // Every 7th leaf: times near the largest (24 bits), some newer than the pool.
+    const bool high = t % 7 == 3;
+    const auto pool_time = static_cast<std::uint32_t>(high ? thin::kMaxTime - 1 : rng() % 8);
     // Runs of consecutive blocks, some reaching past nr_data, times mostly <= pool_time.
     std::uint64_t d = rng() % nr_data;
     for (std::uint32_t i = 0; i < nr; ++i) {
       if (rng() % 8 == 0) d = rng() % (nr_data + (t % 4 == 0 ? 50 : 1));
       auto time = static_cast<std::uint32_t>(t % 5 == 0 ? rng() % 10 : rng() % (pool_time + 1));
+      if (high)
+        time = static_cast<std::uint32_t>(thin::kMaxTime - (rng() % 64 == 0 ? 0 : 1 + rng() % 3));
+      if (t % 11 == 5 && i % 13 == 0) d = rng() % nr_data;  // runs broken at every offset
       if (t % 97 == 0) d = thin::kMaxDataBlock - (nr - i);  // the largest blocks
       pdata::store_le64(p + 32 + 8 * i, 10 * i + 3);
       pdata::store_le64(p + 32 + 8 * max + 8 * i, thin::pack_block_time(d, time));
@@ -87,5 +92,8 @@ TEST(LeafRuns, MatchTheOnePassDecoder) {
     LeafRuns got;
     decode_leaf_runs(n, nr_data, pool_time, got);
     expect_same(got, reference(n, nr_data, pool_time));
+    LeafRuns plain;  // the loop without SIMD, where the CPU would take SIMD
+    decode_leaf_runs(n, nr_data, pool_time, plain, /*portable=*/true);
+    expect_same(plain, reference(n, nr_data, pool_time));
   }
 }

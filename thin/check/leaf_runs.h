@@ -35,7 +35,8 @@ static_assert(sizeof(LeafRuns) <= pdata::kBlockSize);
 
 // Decodes a leaf whose shape has been checked (nr_entries <= LeafRuns::kMaxEntries). Runs
 // join consecutive data blocks of consecutive entries, skipping entries beyond nr_data.
+// SIMD where the CPU has it; `portable` forces the plain loop (tests compare the two).
 void decode_leaf_runs(const pdata::NodeView& n, std::uint64_t nr_data, std::uint32_t pool_time,
-                      LeafRuns& out);
+                      LeafRuns& out, bool portable = false);
 
 }  // namespace thinmeta::thin::check_detail

@@ -92,7 +92,7 @@ class RunCoalescer {
   Result<> add_leaf(const std::uint8_t* keys, const std::uint8_t* vals, std::uint32_t nr) {
     MappingRun r = run_;
     for (std::uint32_t i = 0; i < nr; ++i) {
-      if (r.len) {
+      if (r.len > 1) {  // a run that has continued once: most go on (singles do not)
         i = extend4(keys, vals, i, nr, r);
         if (i == nr) break;
       }

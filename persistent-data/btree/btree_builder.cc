@@ -103,10 +103,10 @@ void BtreeBuilder::add(std::uint64_t key, const std::uint8_t* value) {
 // restore profiles).
 template <std::uint32_t kSize, typename T, void (*kStore)(std::uint8_t*, T)>
 void BtreeBuilder::add_fixed(std::uint64_t key, T value) {
-  if (vsize_ != kSize) {
-    std::uint8_t v[kSize];
-    kStore(v, value);
-    return add(key, v);
+  if (vsize_ != kSize) {  // another value size: the number little-endian, cut or zero-padded
+    std::vector<std::uint8_t> v(std::max<std::size_t>(vsize_, kSize), 0);
+    kStore(v.data(), value);
+    return add(key, v.data());
   }
   keys_[nr_] = key;
   kStore(values_.data() + std::size_t{nr_} * kSize, value);

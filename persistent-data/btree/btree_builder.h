@@ -46,6 +46,7 @@ class BtreeBuilder {
 
   // Entries must come in strictly ascending key order.
   void add(std::uint64_t key, const std::uint8_t* value);
+  // The value little-endian in value_size bytes (cut, or zero-padded on a wider value size).
   void add_u64(std::uint64_t key, std::uint64_t value);
   void add_u32(std::uint64_t key, std::uint32_t value);
   // The same as add_u64(key + i, value + i * step) (modulo 2^64) and add_u32(key + i, value)

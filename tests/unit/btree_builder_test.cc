@@ -163,3 +163,36 @@ TEST(BtreeBuilder, RunAddsWriteWhatSingleAddsWrite) {
     }
   }
 }
+
+TEST(BtreeBuilder, FixedAddsOnAnotherValueSizeCutOrPad) {
+  // add_u64 on 16-byte values: the number, then zeros (no bytes from past the number); add_u32
+  // on 8-byte values the same; add_u64 on 4-byte values: its low 4 bytes.
+  struct Case {
+    std::uint32_t vsize;
+    bool u64;
+  };
+  for (Case c : {Case{16, true}, Case{24, true}, Case{8, false}, Case{4, true}}) {
+    auto io = pd::make_memory_engine(16);
+    pd::BlockWriter w(io.get(), 1, 16);
+    pd::BtreeBuilder b(w, c.vsize);
+    for (std::uint64_t k = 0; k < 3; ++k) {
+      if (c.u64)
+        b.add_u64(k, 0x0102030405060708ull + k);
+      else
+        b.add_u32(k, 0x01020304u + static_cast<std::uint32_t>(k));
+    }
+    pd::BlockAddr root = b.finish();
+    ASSERT_TRUE(w.finish().has_value());
+    std::vector<std::uint8_t> blk(pd::kBlockSize);
+    ASSERT_TRUE(io->read(root, blk.data()).has_value());
+    pd::NodeView n(blk.data());
+    ASSERT_EQ(n.nr_entries(), 3u);
+    for (std::uint32_t i = 0; i < 3; ++i) {
+      const std::uint8_t* v = n.value(i);
+      const std::uint64_t want = c.u64 ? 0x0102030405060708ull + i : 0x01020304u + i;
+      for (std::uint32_t j = 0; j < c.vsize; ++j)
+        EXPECT_EQ(v[j], j < 8 ? static_cast<std::uint8_t>(want >> (8 * j)) : 0)
+            << c.vsize << " " << i << " " << j;
+    }
+  }
+}

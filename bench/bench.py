@@ -33,6 +33,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -76,13 +77,25 @@ def run_timed(argv, timeout=None):
     p = subprocess.Popen(["/usr/bin/time", "-o", tf, "-f", "%U %S %M %x"] + argv,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                          start_new_session=True)
-    try:
-        p.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        p.wait()
-        return None
+    # The timeout by a timer thread: Popen.wait(timeout=...) polls with sleeps of up to 50 ms,
+    # which rounded every wall time up to the next ~50 ms; a plain wait() returns at the exit.
+    killed = []
+    timer = None
+    if timeout is not None:
+        def kill():
+            killed.append(True)
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:  # it ended meanwhile
+                killed.clear()
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+    p.wait()
     wall = time.perf_counter() - t0
+    if timer is not None:
+        timer.cancel()
+    if killed:
+        return None
     u, s, m, x = open(tf).read().split()[-4:]
     os.unlink(tf)
     return wall, float(u) + float(s), int(m), int(x)

@@ -5,6 +5,8 @@
 #include <immintrin.h>
 #endif
 
+#include "persistent-data/cpu_features.h"
+
 namespace thinmeta::thin {
 namespace {
 
@@ -109,7 +111,7 @@ __attribute__((target("avx2"))) bool mapping_avx2(const std::uint8_t* keys, cons
   return mapping_scalar(keys, values, i, n, begin, len, ends);
 }
 
-const bool kHasAvx2 = (__builtin_cpu_init(), __builtin_cpu_supports("avx2"));
+const bool kHasAvx2 = pdata::cpu_has_avx2();
 #endif
 
 }  // namespace

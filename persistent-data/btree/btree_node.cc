@@ -5,6 +5,8 @@
 #include <immintrin.h>
 #endif
 
+#include "persistent-data/cpu_features.h"
+
 namespace thinmeta::pdata {
 namespace {
 
@@ -53,11 +55,7 @@ __attribute__((target("avx2"))) bool keys_ascend_avx2(const std::uint8_t* keys,
   return true;
 }
 
-bool detect_avx2() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2");
-}
-const bool kHasAvx2 = detect_avx2();
+const bool kHasAvx2 = cpu_has_avx2();
 #endif
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "persistent-data/cpu_features.h"
 #include "persistent-data/endian.h"
 
 using namespace thinmeta;
@@ -101,7 +102,7 @@ TEST(DataRuns, MappingRunEndsNeedKeysAndBlocksInTheRegion) {
     if (all_in) {
       for (std::uint32_t w = 0; w < (n + 63) / 64; ++w) ASSERT_EQ(b[w], want[w]) << iter;
     }
-    if (__builtin_cpu_supports("avx2")) {
+    if (thinmeta::pdata::cpu_has_avx2()) {
       ASSERT_EQ(thin::mapping_run_ends(k.data(), v.data(), n, begin, len, a), all_in) << iter;
       if (all_in) {
         for (std::uint32_t w = 0; w < (n + 63) / 64; ++w) ASSERT_EQ(a[w], want[w]) << iter << " word " << w;

@@ -7,6 +7,8 @@
 #include <immintrin.h>
 #endif
 
+#include "persistent-data/cpu_features.h"
+
 namespace thinmeta::thin::check_detail {
 namespace {
 
@@ -98,11 +100,7 @@ __attribute__((target("avx2"))) std::uint32_t starts_avx2(const std::uint8_t* va
   return r;
 }
 
-bool detect_avx2() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2");
-}
-const bool kHasAvx2 = detect_avx2();
+const bool kHasAvx2 = pdata::cpu_has_avx2();
 #endif
 
 }  // namespace

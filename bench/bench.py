@@ -6,6 +6,8 @@ thin_restore as in the issue, or by ours with --restore-with ours), then runs ea
 and the reference 0.9.0 alternately, several times, and prints a table of median wall time, CPU time
 and peak RSS with the ratios reference/ours, and each wall time as a multiple of the image's I/O
 floor (every used metadata block read once with O_DIRECT and checksummed, bench_floor).
+thin_restore's yardstick is the write floor instead (its own row, "restore floor": the XML read
+once and as many blocks as our restore writes for it, written the same way; bench_floor --write).
 
   bench/bench.py [--sizes 16m,huge,tiny] [--reps 5] [--slow-reps 1] [--only check,dump]
                  [--restore-with ref|ours] [--out build/bench] [--ours build/bin]
@@ -222,6 +224,26 @@ def measure_floor(floor_bin, img, reps, warm=False):
     return statistics.median(floors), statistics.median(cpus), used
 
 
+def measure_write_floor(ours, xml, scratch, reps):
+    """(median wall s, median CPU s, blocks) of bench_floor --write: the XML read once and as
+    many blocks written to scratch as our thin_restore writes for it, the way it writes them
+    (the same engine, batches and flushes). The count is the used blocks of one untimed
+    restore of ours into scratch."""
+    env = dict(os.environ, THINMETA_IO_ENGINE=ENGINE[0])
+    subprocess.run([os.path.join(ours, "thin_restore"), "-i", xml, "-o", scratch], check=True,
+                   stdout=subprocess.DEVNULL, env=env)
+    blocks = subprocess.run([os.path.join(ours, "bench_floor"), "--warm", scratch],
+                            capture_output=True, text=True, check=True).stdout.split()[0]
+    walls, cpus = [], []
+    for _ in range(reps):
+        os.sync()
+        out = subprocess.run([os.path.join(ours, "bench_floor"), "--write", xml, scratch, blocks],
+                             capture_output=True, text=True, check=True, env=env).stdout.split()
+        walls.append(float(out[1]))
+        cpus.append(float(out[3]))
+    return statistics.median(walls), statistics.median(cpus), int(blocks)
+
+
 def cache_file(path):
     """Reads path once so that it is in the page cache (warm and loop regimes)."""
     with open(path, "rb") as f:
@@ -300,6 +322,14 @@ def main():
             if not os.path.exists(ours_tool):
                 rows.append((label_img, label, None, None, floor, nr))
                 continue
+            row_floor = floor
+            if tool == "thin_restore":  # its yardstick: the write floor (read input + write)
+                wf, wf_cpu, blocks = measure_write_floor(a.ours, xml, scratch, a.reps)
+                print(f"# {size}: restore writes {blocks} blocks; write floor {wf:.3f} s "
+                      f"({wf_cpu:.3f} s CPU)", file=sys.stderr, flush=True)
+                rows.append((label_img, "restore floor (write + read input)",
+                             (wf, wf_cpu, 0, "0"), None, wf, nr))
+                row_floor = wf
             who_runs = [("ours", ours_tool)] + ([] if a.ours_only else
                                                 [("ref", os.path.join(a.ref, tool))])
             res = {who: [] for who, _ in who_runs}
@@ -314,7 +344,7 @@ def main():
             if size == "tiny":  # wall: median of many direct runs (see run_startup)
                 for who, t in who_runs:
                     med[who] = (run_startup([t] + args),) + med[who][1:]
-            rows.append((label_img, label, med["ours"], med.get("ref"), floor, nr))
+            rows.append((label_img, label, med["ours"], med.get("ref"), row_floor, nr))
             print(f"# {size} {label}: ours {med['ours'][0]:.3f} s" +
                   (f", ref {med['ref'][0]:.3f} s" if "ref" in med else ""),
                   file=sys.stderr, flush=True)
@@ -351,7 +381,7 @@ def print_table(rows):
         ratio = lambda x, y: f"{x / y:.1f}" if y > 0 else "inf"  # noqa: E731
         ns = lambda cpu: f"{cpu * 1e9 / nr:.1f}" if nr else "-"  # noqa: E731
         if r is None:  # the floor, a tool 0.9.0 does not have, or --ours-only
-            ex = "-" if label.startswith("floor") else f"{o[3]}/-"
+            ex = "-" if label.startswith(("floor", "restore floor")) else f"{o[3]}/-"
             print(f"| {size} | {label} | {o[0]:.3f} | - | - | {o[1]:.2f} | - | - | {ns(o[1])} | "
                   f"- | {o[2] / 1024:.1f} | - | {o[0] / floor:.1f} | - | {ex} |")
             continue

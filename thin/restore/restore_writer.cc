@@ -249,7 +249,7 @@ Result<RestoreStats> Restorer::write(pdata::IoEngine& io, const Plan& p, const R
   THINMETA_CHECK(io.write(0, sb_block.data()));
   THINMETA_CHECK(io.flush());
 
-  pdata::BlockWriter w(&io, 1, p.nr_meta, 256);
+  pdata::BlockWriter w(&io, 1, p.nr_meta, kRestoreBatchBlocks);
   std::vector<std::uint64_t> keys(kLeafMax), values(kLeafMax);
   for (RestoreDef& d : defs_)
     for (std::size_t j = 0; j < d.uses.size(); ++j) {

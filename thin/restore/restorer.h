@@ -70,6 +70,9 @@ struct RestoreDef {
   std::vector<pdata::BlockAddr> addrs;
 };
 
+// Blocks in each write_many batch of commit() (bench_floor --write writes the same way).
+inline constexpr std::size_t kRestoreBatchBlocks = 256;
+
 // What commit() wrote, for reports and tests.
 struct RestoreStats {
   pdata::BlockAddr metadata_blocks_used = 0;

@@ -100,7 +100,7 @@ int run(const std::string& tool, const std::string& /*usage*/, const std::functi
   try {
     return body() == 0 ? 0 : 1;
   } catch (const UsageError& e) {
-    if (!e.what.empty()) std::cerr << e.what << "\n";
+    if (!e.what.empty()) std::cerr << tool << ": " << e.what << "\n";
     std::cerr << kHelpPointer;
   } catch (const po::unknown_option& e) {
     std::cerr << tool << ": unexpected argument '" << e.get_option_name() << "' found\n"

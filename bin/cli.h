@@ -43,7 +43,7 @@ inline constexpr HelpRow kProgressRow{
     "{--progress|--no-progress}",
     "Force progress on stderr on or off (default: only on a terminal)"};
 
-// Thrown by frontends for argument errors; run() prints the message and a pointer to --help.
+// Thrown by frontends for argument errors; run() prints "<tool>: <what>" and a pointer to --help.
 struct UsageError {
   std::string what;
 };

@@ -175,19 +175,19 @@ fails("thin_delta", ["--snap1", "1", "--snap2", "99", tiny], "unknown id",
       "Unable to find mapping tree for snap2 (99)")
 fails("thin_delta", ["--snap1", "42", "--snap2", "1", tiny], "unknown id 1",
       "Unable to find mapping tree for snap1 (42)")
-fails("thin_delta", ["--snap2", "1", tiny], "missing snap1", "--thin1 or --root1 not specified")
-fails("thin_delta", ["--snap1", "1", tiny], "missing snap2", "--thin2 or --root2 not specified")
-fails("thin_delta", ["--snap1", "1", "--snap2", "1"], "no input", "the following required arguments were not provided: <INPUT>")
+fails("thin_delta", ["--snap2", "1", tiny], "missing snap1", "thin_delta: --thin1 or --root1 not specified")
+fails("thin_delta", ["--snap1", "1", tiny], "missing snap2", "thin_delta: --thin2 or --root2 not specified")
+fails("thin_delta", ["--snap1", "1", "--snap2", "1"], "no input", "thin_delta: the following required arguments were not provided: <INPUT>")
 fails("thin_delta", ["--snap1", "x", "--snap2", "1", tiny], "bad id")
 fails("thin_delta", ["-m", "--snap1", "1", "--snap2", "1", tiny], "-m without snapshot",
       "no current metadata snap")
 fails("thin_delta", ["--root1", "999999", "--root2", "1", tiny], "root beyond the device",
       partial_ok=True)
 fails("thin_ls", ["-m", tiny], "-m without snapshot", "no current metadata snap")
-fails("thin_ls", ["-o", "DEV,FOO", tiny], "unknown field", "unknown field 'FOO' in --format 'DEV,FOO'")
+fails("thin_ls", ["-o", "DEV,FOO", tiny], "unknown field", "thin_ls: unknown field 'FOO' in --format 'DEV,FOO'")
 fails("thin_ls", ["-o", "DEV, MAPPED", tiny], "field with a space",
-      "unknown field ' MAPPED' (fields are separated by commas, no spaces) in --format 'DEV, MAPPED'")
-fails("thin_ls", [], "no input", "the following required arguments were not provided: <INPUT>")
+      "thin_ls: unknown field ' MAPPED' (fields are separated by commas, no spaces) in --format 'DEV, MAPPED'")
+fails("thin_ls", [], "no input", "thin_ls: the following required arguments were not provided: <INPUT>")
 for region, msg in (("5..5", "badly formed region '5..5': end <= begin (the end is one past the last block)"),
                     ("a..b", "badly formed region 'a..b': 'a' is not a block number"),
                     ("5", "badly formed region '5': expected <begin>..<one-past-the-end>, e.g. 5..45"),
@@ -196,8 +196,8 @@ for region, msg in (("5..5", "badly formed region '5..5': end <= begin (the end 
     r, o, e = run([ours("thin_rmap"), "--region", region, tiny])
     F.check(e.endswith(b"\n"), f"thin_rmap region {region}: message ends with a newline")
     same("thin_rmap", ["--region", region, tiny], f"region {region}")
-fails("thin_rmap", [tiny], "no regions", "No regions provided.")
-fails("thin_rmap", ["--region", "1..2"], "no input", "the following required arguments were not provided: <INPUT>")
+fails("thin_rmap", [tiny], "no regions", "thin_rmap: No regions provided.")
+fails("thin_rmap", ["--region", "1..2"], "no input", "thin_rmap: the following required arguments were not provided: <INPUT>")
 
 # Damage: a bad leaf checksum in the mapping tree.
 snap = byname["snapshots"]

@@ -32,6 +32,8 @@ missing = os.path.join(W, "no-such-file")
 def arg_error(tool, args, first):
     rc, o, e = common.run([common.ours(tool)] + args)
     lines = e.decode(errors="replace").splitlines()
+    if not first.startswith(tool + ": "):
+        first = f"{tool}: {first}"  # every error line names its tool
     F.check(rc == 1 and o == b"" and lines == [first, HELP],
             f"{tool} {args}: rc={rc} stderr={lines!r}, expected {[first, HELP]!r}")
 

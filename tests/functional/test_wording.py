@@ -71,7 +71,7 @@ for args in [["--transaction-id", "1", "--data-block-size", "256", "--nr-data-bl
     F.check(rc == 0 and e == b"" and o == o_ref and rc_ref == 0,
             f"thin_dump {args}: as 0.9.0: {rc} {e!r}\n{o[:200]!r}\n{o_ref[:200]!r}")
 rc, o, e = common.run([common.ours("thin_dump"), "--use-metadata-snap", meta])
-F.check(rc == 1 and lines(e) == ["--use-metadata-snap needs --repair", HELP],
+F.check(rc == 1 and lines(e) == ["thin_dump: --use-metadata-snap needs --repair", HELP],
         f"thin_dump --use-metadata-snap without --repair: {lines(e)!r}")
 
 # Item 12: a stray positional argument is named (1.3.3's wording), for every tool taking none.
@@ -82,7 +82,7 @@ for tool, args in [("thin_restore", ["-i", xml, "-o", out]),
     if not os.path.exists(common.ours(tool)):
         continue
     rc, o, e = common.run([common.ours(tool)] + args + ["stray"])
-    F.check(rc == 1 and lines(e) == ["unexpected argument 'stray' found", HELP],
+    F.check(rc == 1 and lines(e) == [f"{tool}: unexpected argument 'stray' found", HELP],
             f"{tool} with a stray argument: {lines(e)!r}")
 
 # Item 10: messages name what was wrong.
@@ -92,7 +92,7 @@ ls_cases = [("DEV, MAPPED", "unknown field ' MAPPED' (fields are separated by co
             ("DEV,", "empty field in --format 'DEV,'")]
 for fields, first in ls_cases:
     rc, o, e = common.run([common.ours("thin_ls"), "-o", fields, meta])
-    F.check(rc == 1 and o == b"" and lines(e) == [first, HELP], f"thin_ls -o {fields!r}: {lines(e)!r}")
+    F.check(rc == 1 and o == b"" and lines(e) == ["thin_ls: " + first, HELP], f"thin_ls -o {fields!r}: {lines(e)!r}")
 for region, why in [("-5..3", "'-5' is not a block number"), ("a..b", "'a' is not a block number"),
                     ("5..x", "'x' is not a block number"),
                     ("5", "expected <begin>..<one-past-the-end>, e.g. 5..45"),
@@ -103,7 +103,7 @@ for region, why in [("-5..3", "'-5' is not a block number"), ("a..b", "'a' is no
 for tool, args in [("thin_restore", ["-i", xml, "-o", out]), ("thin_repair", ["-i", meta, "-o", out])]:
     for dbs in ["100", "64", "4194304"]:
         rc, o, e = common.run([common.ours(tool), "--data-block-size", dbs] + args)
-        F.check(rc == 1 and lines(e) == [f"invalid --data-block-size {dbs}: it must be a multiple "
+        F.check(rc == 1 and lines(e) == [f"{tool}: invalid --data-block-size {dbs}: it must be a multiple "
                                          "of 128 sectors between 128 and 2097152", HELP],
                 f"{tool} --data-block-size {dbs}: {lines(e)!r}")
 rc, o, e = common.run([common.ours("thin_check"), meta], env={"THINMETA_IO_ENGINE": "bogus"})

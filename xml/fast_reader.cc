@@ -102,7 +102,11 @@ class FastReader {
 
   Result<bool> run() {
     for (;;) {
-      while (p_ < end_ && is_ws(*p_)) ++p_;
+      // The indent before a mapping line in one step (~1 compare a line instead of 4 a byte).
+      if (end_ - p_ >= 6 && std::memcmp(p_, "\n    <", 6) == 0)
+        p_ += 5;
+      else
+        while (p_ < end_ && is_ws(*p_)) ++p_;
       if (p_ == end_) {
         if (eof_) return depth_ == 0 && seen_root_;
         THINMETA_CHECK(refill());

@@ -89,13 +89,13 @@ void encode_node(std::uint8_t* p, BlockAddr addr, bool leaf, std::uint32_t vsize
 
 BtreeBuilder::BtreeBuilder(BlockWriter& w, std::uint32_t value_size)
     : w_(w), vsize_(value_size), max_(max_entries_for(value_size)) {
-  keys_.resize(2ull * max_);
-  values_.resize(2ull * max_ * vsize_);
+  keys_.resize(std::size_t{kSpan} * max_);
+  values_.resize(std::size_t{kSpan} * max_ * vsize_);
 }
 
 void BtreeBuilder::add(std::uint64_t key, const std::uint8_t* value) {
-  keys_[nr_] = key;
-  std::memcpy(values_.data() + std::size_t{nr_} * vsize_, value, vsize_);
+  keys_[base_ + nr_] = key;
+  std::memcpy(values_.data() + std::size_t{base_ + nr_} * vsize_, value, vsize_);
   if (++nr_ == 2 * max_) emit_leaf(max_);
 }
 
@@ -108,8 +108,8 @@ void BtreeBuilder::add_fixed(std::uint64_t key, T value) {
     kStore(v.data(), value);
     return add(key, v.data());
   }
-  keys_[nr_] = key;
-  kStore(values_.data() + std::size_t{nr_} * kSize, value);
+  keys_[base_ + nr_] = key;
+  kStore(values_.data() + std::size_t{base_ + nr_} * kSize, value);
   if (++nr_ == 2 * max_) emit_leaf(max_);
 }
 
@@ -130,8 +130,8 @@ void BtreeBuilder::add_fixed_run(std::uint64_t key, T value, T step, std::uint64
   while (n) {
     // Up to the room left before the next emit_leaf: what add_fixed would do one at a time.
     std::uint32_t k = static_cast<std::uint32_t>(std::min<std::uint64_t>(n, 2 * max_ - nr_));
-    std::uint64_t* keys = keys_.data() + nr_;
-    std::uint8_t* values = values_.data() + std::size_t{nr_} * kSize;
+    std::uint64_t* keys = keys_.data() + base_ + nr_;
+    std::uint8_t* values = values_.data() + std::size_t{base_ + nr_} * kSize;
     for (std::uint32_t i = 0; i < k; ++i, value += step) {
       keys[i] = key + i;
       kStore(values + std::size_t{i} * kSize, value);
@@ -154,12 +154,19 @@ void BtreeBuilder::add_u32_run(std::uint64_t key, std::uint32_t value, std::uint
 void BtreeBuilder::emit_leaf(std::uint32_t n) {
   BlockAddr at;
   std::uint8_t* p = w_.alloc(at);
-  encode_node(p, at, true, vsize_, n, keys_.data(), values_.data());
-  level_.emplace_back(keys_[0], at);
-  std::memmove(keys_.data(), keys_.data() + n, 8ull * (nr_ - n));
-  std::memmove(values_.data(), values_.data() + std::size_t{n} * vsize_,
-               std::size_t{nr_ - n} * vsize_);
+  encode_node(p, at, true, vsize_, n, keys_.data() + base_,
+              values_.data() + std::size_t{base_} * vsize_);
+  level_.emplace_back(keys_[base_], at);
+  base_ += n;
   nr_ -= n;
+  if (nr_ == 0) {
+    base_ = 0;
+  } else if (base_ + 2 * max_ > kSpan * max_) {  // no room for a full 2 * max_ after base_
+    std::memmove(keys_.data(), keys_.data() + base_, 8ull * nr_);
+    std::memmove(values_.data(), values_.data() + std::size_t{base_} * vsize_,
+                 std::size_t{nr_} * vsize_);
+    base_ = 0;
+  }
 }
 
 void BtreeBuilder::flush() {

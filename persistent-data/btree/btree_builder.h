@@ -77,8 +77,13 @@ class BtreeBuilder {
   BlockWriter& w_;
   std::uint32_t vsize_;
   std::uint32_t max_;
+  // The pending entries are [base_, base_ + nr_) of buffers of kSpan leaves: an emitted leaf
+  // only moves base_, and the rest is moved down once every kSpan - 2 leaves (moving it at
+  // every leaf copied each entry twice).
+  static constexpr std::uint32_t kSpan = 8;
   std::vector<std::uint64_t> keys_;
   std::vector<std::uint8_t> values_;
+  std::uint32_t base_ = 0;
   std::uint32_t nr_ = 0;
   std::vector<std::pair<std::uint64_t, BlockAddr>> level_;  // (first key, block) of leaf level
 };

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstring>
 
 #include "persistent-data/endian.h"
 
@@ -21,12 +22,26 @@ struct PagedCounts::Page {
   };
   std::vector<Step> steps{Step{0, 0}};
   std::vector<std::uint8_t> dense;  // empty while sparse
+  // The step that covered the end of the last run added: runs come mostly in ascending data
+  // order, so the next one mostly starts in it or the one after (no binary search).
+  std::size_t hint = 0;
 
+  bool covers(std::size_t i, std::uint32_t off) const {
+    return i < steps.size() && steps[i].off <= off &&
+           (i + 1 == steps.size() || steps[i + 1].off > off);
+  }
   // Index of the step that starts exactly at off (splitting the one covering it).
   std::size_t split(std::uint32_t off) {
-    auto it = std::upper_bound(steps.begin(), steps.end(), off,
-                               [](std::uint32_t o, const Step& s) { return o < s.off; });
-    std::size_t i = static_cast<std::size_t>(it - steps.begin()) - 1;
+    std::size_t i;
+    if (covers(hint, off)) {
+      i = hint;
+    } else if (covers(hint + 1, off)) {
+      i = hint + 1;
+    } else {
+      auto it = std::upper_bound(steps.begin(), steps.end(), off,
+                                 [](std::uint32_t o, const Step& s) { return o < s.off; });
+      i = static_cast<std::size_t>(it - steps.begin()) - 1;
+    }
     if (steps[i].off == off) return i;
     steps.insert(steps.begin() + static_cast<std::ptrdiff_t>(i + 1), Step{off, steps[i].count});
     return i + 1;
@@ -89,16 +104,17 @@ void PagedCounts::add_in_page(std::uint64_t index, std::uint32_t off, std::uint3
       if (p.steps[i].count != p.steps[out - 1].count) p.steps[out++] = p.steps[i];
     p.steps.erase(p.steps.begin() + static_cast<std::ptrdiff_t>(out),
                   p.steps.begin() + static_cast<std::ptrdiff_t>(hi));
+    p.hint = out - 1;  // the step covering off + len (or the page's last step)
     if (p.steps.size() <= kMaxSteps) return;
     // Too many boundaries: one byte a block from now on.
     p.dense.assign(kPageBlocks, 0);
     for (std::size_t i = 0; i < p.steps.size(); ++i) {
       std::uint32_t end = i + 1 < p.steps.size() ? p.steps[i + 1].off : kPageBlocks;
-      for (std::uint32_t b = p.steps[i].off; b < end; ++b) {
-        std::uint32_t c = p.steps[i].count;
-        p.dense[b] = static_cast<std::uint8_t>(std::min<std::uint32_t>(c, 255));
-        if (c >= 255) big_[(index << kPageShift) + b] = c;
-      }
+      std::uint32_t c = p.steps[i].count;
+      std::memset(p.dense.data() + p.steps[i].off, static_cast<int>(std::min<std::uint32_t>(c, 255)),
+                  end - p.steps[i].off);
+      if (c >= 255)
+        for (std::uint32_t b = p.steps[i].off; b < end; ++b) big_[(index << kPageShift) + b] = c;
     }
     p.steps.clear();
     p.steps.shrink_to_fit();
@@ -114,6 +130,16 @@ void PagedCounts::add_in_page(std::uint64_t index, std::uint32_t off, std::uint3
       std::uint64_t w = load_le64(p.dense.data() + b);
       if (w & 0x8080808080808080ull) break;
       store_le64(p.dense.data() + b, w + step);
+    }
+    // The last 1-7 blocks in one word too when it lies inside the page: only their bytes
+    // are added to and looked at.
+    if (b < end && end - b < 8 && b + 8 <= kPageBlocks) {
+      const std::uint64_t mask = ~0ull >> (8 * (8 - (end - b)));
+      std::uint64_t w = load_le64(p.dense.data() + b);
+      if (!(w & mask & 0x8080808080808080ull)) {
+        store_le64(p.dense.data() + b, w + (step & mask));
+        return;
+      }
     }
   }
   for (; b < end; ++b) {

@@ -176,3 +176,40 @@ TEST(PagedCounts, PagesSharingACacheSlotAndMoves) {
   again.finish();
   EXPECT_EQ(again.nr_nonzero(), 2u);
 }
+
+// The fast paths of add(): in sparse pages the step found from the last run's end (ascending
+// runs, adjacent, with gaps, overlapping, and jumps back), in dense pages a run's last 1-7
+// blocks added as one masked word (every end near the page's start and end, where the word
+// would cross it, and with a count of 127/128 inside the word).
+TEST(PagedCounts, AscendingRunsAndMaskedTails) {
+  std::mt19937_64 rng(18);
+  pd::PagedCounts p;
+  pd::RunCounts r;
+  auto both = [&](std::uint64_t b, std::uint64_t len, std::uint32_t by) {
+    p.add(b, len, by);
+    r.add(b, len, by);
+  };
+  std::uint64_t at = 16384 * 3;  // pages 3-5: sparse while few steps, then dense
+  for (int i = 0; i < 6000; ++i) {
+    std::uint64_t len = 1 + rng() % 20;
+    both(at, len, 1 + static_cast<std::uint32_t>(rng() % 2));
+    std::uint64_t r6 = rng() % 6;
+    at = r6 == 0 ? at + len : r6 == 1 ? at + len + rng() % 5 : r6 == 2 ? at + len / 2
+       : r6 == 3 ? at - std::min<std::uint64_t>(at - 16384 * 3, rng() % 300) : at + len + 1;
+    if (at >= 16384 * 6 - 30) at = 16384 * 3 + rng() % 1000;
+  }
+  for (std::uint64_t b = 0; b < 16384; b += 2) both(b, 1, 1);  // page 0 dense
+  for (std::uint64_t end = 1; end <= 40; ++end)
+    for (std::uint64_t len = 1; len <= 9 && len <= end; ++len) {
+      both(end - len, len, 1);
+      both(16384 - end, len <= end ? len : end, 1);
+    }
+  both(200, 1, 126);  // 127 or 128 inside the word of later tails
+  both(205, 1, 127);
+  for (std::uint64_t b = 196; b < 210; ++b) both(b, 3, 1);
+  p.finish();
+  r.finish();
+  EXPECT_EQ(p.nr_nonzero(), r.nr_nonzero());
+  EXPECT_EQ(p.nr_overflow(), r.nr_overflow());
+  EXPECT_EQ(expand(p), expand(r));
+}

@@ -115,6 +115,7 @@ class Restorer final : public MetadataSink {
   Result<> finish_items(std::vector<RestoreItem>& items, bool sorted, std::uint64_t& entries);
   struct Plan;
   Result<Plan> plan(pdata::BlockAddr nr_blocks);
+  Result<> map_checked(const MappingRun& run);  // every check, each with its message
   Result<> stream_item(const RestoreItem& it);
   void stream_flush();
   Result<Plan> finish_plan(Plan p, pdata::BlockAddr total, std::uint64_t meta_overflow);

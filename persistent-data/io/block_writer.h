@@ -29,6 +29,9 @@ class BlockWriter {
   // records a kNoSpace error.
   std::uint8_t* alloc(BlockAddr& addr);
   BlockAddr next() const { return next_; }
+  // Leaves the next n addresses to another writer over the same engine (whose write jobs
+  // queue on the same helper lane) and goes on after them.
+  void skip(BlockAddr n) { next_ += n; }
   // Writes what is pending; returns the first error seen (I/O or out of space).
   Result<> finish();
 

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "persistent-data/btree/btree_builder.h"
+#include "persistent-data/helper_thread.h"
 #include "persistent-data/space_map/space_map_writer.h"
 #include "thin/restore/restorer.h"
 
@@ -23,6 +24,7 @@ struct Restorer::Plan {
   BlockAddr total = 0;    // blocks written, block 0 included
   pdata::PagedCounts own;  // data counts (in-memory mode)
   const pdata::PagedCounts* stream = nullptr;  // data counts of the first pass (streaming)
+  std::uint64_t meta_overflow = 0;  // metadata blocks with a count >= 3 (shared <def> leaves)
   const pdata::PagedCounts& data() const { return stream ? *stream : own; }
 };
 
@@ -211,6 +213,7 @@ Result<Restorer::Plan> Restorer::plan(BlockAddr nr_blocks) {
 Result<Restorer::Plan> Restorer::finish_plan(Plan p, BlockAddr total,
                                              std::uint64_t meta_overflow) {
   std::uint64_t nr_data = sb_.data_sm.nr_blocks;
+  p.meta_overflow = meta_overflow;
   total += pdata::tree_nodes(devices_.size(), kMappingValueSize);
   total += pdata::tree_nodes(devices_.size(), kDetailsValueSize);
   total += pdata::data_space_map_blocks(nr_data, p.data().nr_overflow());
@@ -250,6 +253,22 @@ Result<RestoreStats> Restorer::write(pdata::IoEngine& io, const Plan& p, const R
   THINMETA_CHECK(io.flush());
 
   pdata::BlockWriter w(&io, 1, p.nr_meta, kRestoreBatchBlocks);
+  // The data space map needs only the counts: with a second worker it is built on helper lane
+  // 1 while this thread builds the trees, by its own writer at its planned addresses (its
+  // write jobs join this writer's on lane 0). The blocks and addresses are the same; only the
+  // order of the writes differs, and all of them end before the flush and the superblock.
+  const std::uint64_t nr_data = sb_.data_sm.nr_blocks;
+  const BlockAddr dsm_blocks = pdata::data_space_map_blocks(nr_data, p.data().nr_overflow());
+  const BlockAddr dsm_first =
+      p.total - pdata::metadata_space_map_blocks(p.nr_meta, p.meta_overflow) - dsm_blocks;
+  std::optional<pdata::BlockWriter> dsm_w;
+  pdata::Pending<pdata::SmRoot> dsm;
+  if (pdata::worker_count() > 1) {
+    dsm_w.emplace(&io, dsm_first, dsm_first + dsm_blocks, kRestoreBatchBlocks);
+    dsm = pdata::on_helper(
+        [&dsm_w, &p, nr_data] { return pdata::write_data_space_map(*dsm_w, p.data(), nr_data); },
+        1);
+  }
   std::vector<std::uint64_t> keys(kLeafMax), values(kLeafMax);
   for (RestoreDef& d : defs_)
     for (std::size_t j = 0; j < d.uses.size(); ++j) {
@@ -303,7 +322,21 @@ Result<RestoreStats> Restorer::write(pdata::IoEngine& io, const Plan& p, const R
     details.add(dev.id, v);
   }
   sb_.device_details_root = details.finish();
-  sb_.data_sm = pdata::write_data_space_map(w, p.data(), sb_.data_sm.nr_blocks);
+  if (dsm.valid()) {
+    if (w.next() != dsm_first)
+      return fail(Errc::kIo, "internal error: the data space map was planned at block " +
+                                 std::to_string(dsm_first) + " but starts at " +
+                                 std::to_string(w.next()));
+    sb_.data_sm = dsm.get();
+    THINMETA_CHECK(dsm_w->finish());
+    if (dsm_w->next() != dsm_first + dsm_blocks)
+      return fail(Errc::kIo, "internal error: planned " + std::to_string(dsm_blocks) +
+                                 " data space map blocks but wrote " +
+                                 std::to_string(dsm_w->next() - dsm_first));
+    w.skip(dsm_blocks);
+  } else {
+    sb_.data_sm = pdata::write_data_space_map(w, p.data(), nr_data);
+  }
   meta.finish();
   sb_.metadata_sm = pdata::write_metadata_space_map(w, meta, p.nr_meta);
   THINMETA_CHECK(w.finish());

@@ -2,9 +2,6 @@
 #include "thin/rmap.h"
 
 #include <sys/mman.h>
-#if defined(__SSE2__) && defined(__x86_64__)
-#include <emmintrin.h>
-#endif
 
 #include <algorithm>
 #include <new>
@@ -14,6 +11,7 @@
 #include "thin/data_runs.h"
 #include "thin/device_details.h"
 #include "thin/mapping_tree.h"
+#include "thin/run_extend.h"
 
 namespace thinmeta::thin {
 
@@ -37,47 +35,6 @@ bool contains(const std::vector<DataRegion>& rs, std::uint64_t b) {
   auto it = std::upper_bound(rs.begin(), rs.end(), b,
                              [](std::uint64_t v, const DataRegion& r) { return v < r.begin; });
   return it != rs.begin() && b < std::prev(it)->end;
-}
-
-// Extends a run whose next mapping would be (key v, data d) over entries i.. of a leaf, four
-// a step, while all four continue it and the fourth data block is below `end`; i and len
-// advance by what was taken.
-inline void extend_run4(const std::uint8_t* keys, const std::uint8_t* vals, std::uint32_t& i,
-                        std::uint32_t nr, std::uint64_t v, std::uint64_t d, std::uint64_t end,
-                        std::uint64_t& len) {
-#if defined(__SSE2__) && defined(__x86_64__)
-  // Two values a register (little-endian, as on disk); 64-bit lanes are equal when both
-  // their 32-bit halves are.
-  const __m128i two = _mm_set1_epi64x(2), four = _mm_set1_epi64x(4);
-  __m128i k01 = _mm_set_epi64x(static_cast<long long>(v + 1), static_cast<long long>(v));
-  __m128i d01 = _mm_set_epi64x(static_cast<long long>(d + 1), static_cast<long long>(d));
-  __m128i k23 = _mm_add_epi64(k01, two), d23 = _mm_add_epi64(d01, two);
-  std::uint32_t k = i;
-  for (; nr - k >= 4 && d + (k - i) + 3 < end; k += 4) {
-    auto at = [&](const std::uint8_t* a, unsigned j) {
-      return _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + 8ull * k + 16 * j));
-    };
-    __m128i eq = _mm_and_si128(_mm_cmpeq_epi32(at(keys, 0), k01), _mm_cmpeq_epi32(at(keys, 1), k23));
-    eq = _mm_and_si128(eq, _mm_cmpeq_epi32(_mm_srli_epi64(at(vals, 0), 24), d01));
-    eq = _mm_and_si128(eq, _mm_cmpeq_epi32(_mm_srli_epi64(at(vals, 1), 24), d23));
-    if (_mm_movemask_epi8(eq) != 0xffff) break;
-    k01 = _mm_add_epi64(k01, four);
-    k23 = _mm_add_epi64(k23, four);
-    d01 = _mm_add_epi64(d01, four);
-    d23 = _mm_add_epi64(d23, four);
-  }
-#else
-  std::uint32_t k = i;
-  for (; nr - k >= 4 && d + (k - i) + 3 < end; k += 4) {
-    bool all = true;
-    for (unsigned j = 0; j < 4; ++j)
-      all &= pdata::load_le64(keys + 8ull * (k + j)) == v + (k - i) + j &&
-             unpack_block_time(pdata::load_le64(vals + 8ull * (k + j))).data_block == d + (k - i) + j;
-    if (!all) break;
-  }
-#endif
-  len += k - i;
-  i = k;
 }
 
 }  // namespace
@@ -164,8 +121,15 @@ Result<ReverseRuns> reverse_map(pdata::IoEngine& io, pdata::BlockAddr mapping_ro
                 // One region and a run in progress: four mappings a step while they all
                 // extend it (keys and data blocks +1 each) inside the region (the fourth
                 // inside is enough: the run's next block follows one that is).
-                if (one_region && cl && nr - i >= 4 && (cd + cl + 3) - rb < rl)
-                  extend_run4(keys, vals, i, nr, cv + cl, cd + cl, rb + rl, cl);
+                if (one_region && cl && nr - i >= 4 && (cd + cl + 3) - rb < rl) {
+                  // (entries past the region's end are not taken: their blocks are outside)
+                  const std::uint32_t from = i;
+                  const std::uint64_t room = rb + rl - (cd + cl);
+                  i = extend_run4<RunCompare::kBlockOnly>(
+                      keys, vals, i, nr - i < room ? nr : i + static_cast<std::uint32_t>(room),
+                      cv + cl, cd + cl);
+                  cl += i - from;
+                }
                 // Then one at a time, to the end of the step that did not extend it.
                 for (const std::uint32_t stop = std::min(nr, i + 4); i < stop; ++i) {
                   std::uint64_t d = unpack_block_time(pdata::load_le64(vals + 8 * i)).data_block;

@@ -11,13 +11,10 @@
 #include <string>
 #include <string_view>
 
-#if defined(__SSE2__) && defined(__x86_64__)
-#include <emmintrin.h>
-#endif
-
 #include "persistent-data/endian.h"
 #include "persistent-data/result.h"
 #include "thin/device_details.h"
+#include "thin/run_extend.h"
 
 namespace thinmeta::thin {
 
@@ -93,7 +90,10 @@ class RunCoalescer {
     MappingRun r = run_;
     for (std::uint32_t i = 0; i < nr; ++i) {
       if (r.len > 1) {  // a run that has continued once: most go on (singles do not)
-        i = extend4(keys, vals, i, nr, r);
+        const std::uint32_t from = i;
+        i = extend_run4<RunCompare::kBlockAndTime>(keys, vals, i, nr, r.thin_begin + r.len,
+                                                   r.data_begin + r.len, r.time);
+        r.len += i - from;
         if (i == nr) break;
       }
       std::uint64_t k = pdata::load_le64(keys + 8 * i);
@@ -121,47 +121,6 @@ class RunCoalescer {
   }
 
  private:
-  // Extends run r (len > 0) over entries i.. four a step while all four continue it (keys +1,
-  // packed values +1 data block, same time), where the packed comparison is exact (the data
-  // blocks stay below 2^40, the widest a packed value holds); returns the first entry not
-  // taken (the scalar loop looks at it and what follows).
-  static std::uint32_t extend4(const std::uint8_t* keys, const std::uint8_t* vals,
-                               std::uint32_t i, std::uint32_t nr, MappingRun& r) {
-#if defined(__SSE2__) && defined(__x86_64__)
-    if (i + 4 > nr) return i;
-    constexpr std::uint64_t kDataLimit = std::uint64_t{1} << 40;
-    constexpr std::uint64_t kNextData = std::uint64_t{1} << 24;
-    std::uint64_t d = r.data_begin + r.len;
-    if (d >= kDataLimit - 4 - (nr - i)) return i;  // (and nr - i < 2^40)
-    std::uint64_t k = r.thin_begin + r.len, v = pack_block_time(d, r.time);
-    auto pair = [](std::uint64_t a, std::uint64_t b) {
-      return _mm_set_epi64x(static_cast<long long>(b), static_cast<long long>(a));
-    };
-    __m128i k01 = pair(k, k + 1), k23 = pair(k + 2, k + 3);
-    __m128i v01 = pair(v, v + kNextData), v23 = pair(v + 2 * kNextData, v + 3 * kNextData);
-    const __m128i four = _mm_set1_epi64x(4), four_data = _mm_set1_epi64x(4 * kNextData);
-    std::uint32_t j = i;
-    for (; j + 4 <= nr; j += 4) {
-      auto at = [j](const std::uint8_t* a, int half) {
-        return _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + 8ull * j + 16 * half));
-      };
-      __m128i eq = _mm_and_si128(_mm_cmpeq_epi32(at(keys, 0), k01), _mm_cmpeq_epi32(at(keys, 1), k23));
-      eq = _mm_and_si128(eq, _mm_cmpeq_epi32(at(vals, 0), v01));
-      eq = _mm_and_si128(eq, _mm_cmpeq_epi32(at(vals, 1), v23));
-      if (_mm_movemask_epi8(eq) != 0xffff) break;
-      k01 = _mm_add_epi64(k01, four);
-      k23 = _mm_add_epi64(k23, four);
-      v01 = _mm_add_epi64(v01, four_data);
-      v23 = _mm_add_epi64(v23, four_data);
-    }
-    r.len += j - i;
-    return j;
-#else
-    (void)keys, (void)vals, (void)nr, (void)r;
-    return i;
-#endif
-  }
-
   MetadataSink& out_;
   MappingRun run_;
 };

@@ -11,7 +11,6 @@
 #include "thin/data_runs.h"
 #include "thin/device_details.h"
 #include "thin/mapping_tree.h"
-#include "thin/run_extend.h"
 
 namespace thinmeta::thin {
 
@@ -117,33 +116,20 @@ Result<ReverseRuns> reverse_map(pdata::IoEngine& io, pdata::BlockAddr mapping_ro
                 run_len = cl;
                 return Flow::kContinue;
               }
-              for (std::uint32_t i = 0; i < nr;) {
-                // One region and a run in progress: four mappings a step while they all
-                // extend it (keys and data blocks +1 each) inside the region (the fourth
-                // inside is enough: the run's next block follows one that is).
-                if (one_region && cl && nr - i >= 4 && (cd + cl + 3) - rb < rl) {
-                  // (entries past the region's end are not taken: their blocks are outside)
-                  const std::uint32_t from = i;
-                  const std::uint64_t room = rb + rl - (cd + cl);
-                  i = extend_run4<RunCompare::kBlockOnly>(
-                      keys, vals, i, nr - i < room ? nr : i + static_cast<std::uint32_t>(room),
-                      cv + cl, cd + cl);
-                  cl += i - from;
+              // Otherwise one mapping at a time (a four-a-step run extension beside the marks
+              // gained nothing: the marks take the leaves where runs are long).
+              for (std::uint32_t i = 0; i < nr; ++i) {
+                std::uint64_t d = unpack_block_time(pdata::load_le64(vals + 8 * i)).data_block;
+                if (one_region ? d - rb >= rl : !contains(regions, d)) continue;
+                std::uint64_t v = pdata::load_le64(keys + 8 * i);
+                if (cl && v == cv + cl && d == cd + cl) {
+                  ++cl;
+                  continue;
                 }
-                // Then one at a time, to the end of the step that did not extend it.
-                for (const std::uint32_t stop = std::min(nr, i + 4); i < stop; ++i) {
-                  std::uint64_t d = unpack_block_time(pdata::load_le64(vals + 8 * i)).data_block;
-                  if (one_region ? d - rb >= rl : !contains(regions, d)) continue;
-                  std::uint64_t v = pdata::load_le64(keys + 8 * i);
-                  if (cl && v == cv + cl && d == cd + cl) {
-                    ++cl;
-                    continue;
-                  }
-                  if (cl) out.push_back(ReverseRun{cd, cv, cl, index});
-                  cd = d;
-                  cv = v;
-                  cl = 1;
-                }
+                if (cl) out.push_back(ReverseRun{cd, cv, cl, index});
+                cd = d;
+                cv = v;
+                cl = 1;
               }
               run_d = cd;
               run_v = cv;

@@ -91,8 +91,7 @@ class RunCoalescer {
     for (std::uint32_t i = 0; i < nr; ++i) {
       if (r.len > 1) {  // a run that has continued once: most go on (singles do not)
         const std::uint32_t from = i;
-        i = extend_run4<RunCompare::kBlockAndTime>(keys, vals, i, nr, r.thin_begin + r.len,
-                                                   r.data_begin + r.len, r.time);
+        i = extend_run4(keys, vals, i, nr, r.thin_begin + r.len, r.data_begin + r.len, r.time);
         r.len += i - from;
         if (i == nr) break;
       }

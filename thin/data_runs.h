@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 // The runs of consecutive data blocks in a mapping leaf (FORMAT.md §6.1: each value is
 // data_block << 24 | time, little-endian): found by marking where each run ends, a bit per
-// value, four values a step where the CPU has AVX2. Times are ignored.
+// value, four values a step where the CPU has AVX2 (persistent-data/cpu_features.h). Serves
+// thin_ls, thin_rmap and thin_check's leaf decode (thin/check/leaf_runs.h); times are ignored
+// but for their maximum, which thin_check asks for.
 #pragma once
 
 #include <algorithm>
@@ -15,9 +17,15 @@ inline constexpr std::uint32_t kRunEndChunk = 256;  // values a call of data_run
 
 // Bit i of ends[i / 64] (i < n <= kRunEndChunk) is set when value i ends a run: it is the last
 // one, or the next value's data block is not its own plus one. Writes (n + 63) / 64 words.
+// The max_time forms also give the largest time of the n values (0 when n is 0), taken on the
+// same pass (thin_check's leaf decode; thin_ls and thin_rmap ignore times).
 void data_run_ends(const std::uint8_t* values, std::uint32_t n, std::uint64_t* ends);
+void data_run_ends(const std::uint8_t* values, std::uint32_t n, std::uint64_t* ends,
+                   std::uint32_t& max_time);
 // The same without AVX2 (what data_run_ends does on CPUs without it; for tests).
 void data_run_ends_portable(const std::uint8_t* values, std::uint32_t n, std::uint64_t* ends);
+void data_run_ends_portable(const std::uint8_t* values, std::uint32_t n, std::uint64_t* ends,
+                            std::uint32_t& max_time);
 
 // For a leaf's keys and values (n <= kRunEndChunk): when every value's data block lies in
 // [begin, begin + len), marks in ends (as data_run_ends does) where runs end that need both

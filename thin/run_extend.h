@@ -20,8 +20,9 @@ namespace thinmeta::thin {
 // nr entries while each entry's key and data block are one more than the last's and its time
 // is `time`. Takes whole steps of four while all four go on; returns the first entry not taken
 // (i when none): the caller looks at it one at a time. Takes nothing where the run's data
-// blocks could pass 2^40 - 1, the largest a value holds (a packed comparison would wrap there). The portable loop does the same one entry at a time (on CPUs
-// without SSE2; tests compare the two).
+// blocks could pass 2^40 - 1, the largest a value holds (a packed comparison would wrap
+// there). The portable loop does the same one entry at a time (on CPUs without SSE2; tests
+// compare the two).
 inline std::uint32_t extend_run4_portable(const std::uint8_t* keys, const std::uint8_t* vals,
                                           std::uint32_t i, std::uint32_t nr, std::uint64_t key,
                                           std::uint64_t data, std::uint32_t time) {

@@ -58,10 +58,20 @@ TEST(DataRuns, RunsOfConsecutiveBlocksMatchAOneByOneJoin) {
     thin::for_each_data_run(v.data(), n, [&](std::uint32_t first, std::uint32_t len) { got.emplace_back(first, len); });
     ASSERT_EQ(got, want) << "n " << n << " iter " << iter;
     if (n <= thin::kRunEndChunk) {  // the dispatched marks against the portable ones
-      std::uint64_t a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8};
+      std::uint64_t a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8}, c[4] = {9, 9, 9, 9}, d[4] = {};
       thin::data_run_ends(v.data(), n, a);
       thin::data_run_ends_portable(v.data(), n, b);
       for (std::uint32_t w = 0; w < (n + 63) / 64; ++w) ASSERT_EQ(a[w], b[w]) << "n " << n << " word " << w;
+      // With the largest time (thin_check's leaf decode): the same marks, the model's maximum.
+      std::uint32_t want_time = 0, got_time = 1, plain_time = 2;
+      for (std::uint32_t i = 0; i < n; ++i)
+        want_time = std::max(want_time, static_cast<std::uint32_t>(pdata::load_le64(v.data() + 8ull * i) & 0xffffff));
+      thin::data_run_ends(v.data(), n, c, got_time);
+      thin::data_run_ends_portable(v.data(), n, d, plain_time);
+      ASSERT_EQ(got_time, want_time) << "n " << n;
+      ASSERT_EQ(plain_time, want_time) << "n " << n;
+      for (std::uint32_t w = 0; w < (n + 63) / 64; ++w) ASSERT_EQ(c[w], b[w]) << "n " << n << " word " << w;
+      for (std::uint32_t w = 0; w < (n + 63) / 64; ++w) ASSERT_EQ(d[w], b[w]) << "n " << n << " word " << w;
     }
   }
 }

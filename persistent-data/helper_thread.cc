@@ -55,9 +55,12 @@ class Helper {
   std::thread t_;
 };
 
-// One run_parallel call: indices are claimed one at a time by whoever runs it.
+}  // namespace
+
+// One run_parallel call or ParallelTask: indices are claimed one at a time by whoever runs it.
 struct ParallelJob {
   const std::function<void(std::size_t)>* fn;
+  std::function<void(std::size_t)> owned;  // a ParallelTask's fn (fn points at it)
   std::size_t n;
   std::atomic<std::size_t> next{0};
   std::size_t done = 0;  // under m
@@ -73,7 +76,15 @@ struct ParallelJob {
     done += ran;
     if (done == n) cv.notify_all();
   }
+  // Runs what is left on the caller, then waits for the indices others are running.
+  void join() {
+    work();
+    std::unique_lock<std::mutex> l(m);
+    cv.wait(l, [&] { return done == n; });
+  }
 };
+
+namespace {
 
 class Pool {
  public:
@@ -90,16 +101,22 @@ class Pool {
     auto job = std::make_shared<ParallelJob>();
     job->fn = &fn;
     job->n = n;
-    std::size_t helpers = std::min<std::size_t>(want_, n - 1);
+    submit(job);
+    job->join();
+  }
+  // Hands job to up to n - 1 pool threads (one per index beyond the caller's).
+  void submit(const std::shared_ptr<ParallelJob>& job) {
+    std::size_t helpers = std::min<std::size_t>(want_, job->n - 1);
+    if (!helpers) return;
     {
       std::lock_guard<std::mutex> l(m_);
       while (threads_.size() < helpers) threads_.emplace_back([this] { loop(); });
       for (std::size_t k = 0; k < helpers; ++k) q_.push_back(job);
     }
-    cv_.notify_all();
-    job->work();
-    std::unique_lock<std::mutex> l(job->m);
-    job->cv.wait(l, [&] { return job->done == n; });
+    if (helpers == 1)
+      cv_.notify_one();
+    else
+      cv_.notify_all();
   }
 
  private:
@@ -124,6 +141,8 @@ class Pool {
   std::vector<std::thread> threads_;
 };
 
+Pool& pool();
+
 }  // namespace
 
 unsigned worker_count() {
@@ -138,14 +157,44 @@ unsigned worker_count() {
   return count;
 }
 
+namespace {
+
+Pool& pool() {
+  static Pool p(worker_count() - 1);
+  return p;
+}
+
+}  // namespace
+
 void run_parallel(std::size_t n, const std::function<void(std::size_t)>& fn) {
   if (n == 0) return;
   if (n == 1 || worker_count() == 1) {
     for (std::size_t i = 0; i < n; ++i) fn(i);
     return;
   }
-  static Pool pool(worker_count() - 1);
-  pool.run(n, fn);
+  pool().run(n, fn);
+}
+
+ParallelTask::ParallelTask(std::size_t n, std::function<void(std::size_t)> fn)
+    : job_(std::make_shared<ParallelJob>()) {
+  job_->owned = std::move(fn);
+  job_->fn = &job_->owned;
+  job_->n = n;
+  if (n > 1 && worker_count() > 1) pool().submit(job_);
+}
+
+ParallelTask& ParallelTask::operator=(ParallelTask&& o) noexcept {
+  if (this != &o) {
+    join();
+    job_ = std::move(o.job_);
+  }
+  return *this;
+}
+
+void ParallelTask::join() {
+  if (!job_) return;
+  job_->join();
+  job_.reset();
 }
 
 void run_on_helper(std::function<void()> fn, unsigned lane) {

@@ -57,6 +57,27 @@ unsigned worker_count();
 // any order: fn writes only what its index owns. Must not be called from fn itself.
 void run_parallel(std::size_t n, const std::function<void(std::size_t)>& fn);
 
+struct ParallelJob;
+
+// A run_parallel that does not wait: the pool threads start on fn(0) .. fn(n - 1) at once, and
+// join() runs the indices none of them has claimed yet on the caller, then waits for the
+// rest. A caller with work of its own (a walk visiting one batch while the next is read)
+// keeps every core busy without a thread of its own waiting in between. Joins when destroyed
+// or replaced: fn never outlives what it works on. With one worker nothing runs before join().
+class ParallelTask {
+ public:
+  ParallelTask() = default;
+  ParallelTask(std::size_t n, std::function<void(std::size_t)> fn);
+  ParallelTask(ParallelTask&& o) noexcept : job_(std::move(o.job_)) {}
+  ParallelTask& operator=(ParallelTask&& o) noexcept;
+  ~ParallelTask() { join(); }
+  bool valid() const { return job_ != nullptr; }
+  void join();
+
+ private:
+  std::shared_ptr<ParallelJob> job_;
+};
+
 template <typename F>
 auto on_helper(F fn, unsigned lane = 0) -> Pending<decltype(fn())> {
   using R = decltype(fn());

@@ -100,6 +100,7 @@ class Walker {
     AlignedBuffer* bufs = nullptr;            // nullptr when the engine hands out views
     AlignedBuffer* prepared = nullptr;  // a block's worth for each leaf (prepare_leaf)
     Pending<void> done;  // valid while the read runs on the helper thread
+    ParallelTask task;   // or on the pool threads (split reads); last: joined first
   };
 
   std::optional<Damage> check(const NodeContext& ctx, const std::uint8_t* block,
@@ -175,6 +176,7 @@ class Walker {
           start_read(next, next.addrs.size() >= kMinAsync);
         }
         if (b.done.valid()) b.done.get();
+        b.task.join();
         if (expand(b) == Flow::kStop) return Flow::kStop;
         if (next.group.empty()) break;
         i = after;
@@ -244,35 +246,44 @@ class Walker {
     // engine reads in parallel, read) by one of them. Only the checks run out of order.
     // With views nothing is copied: the checks are the first touch of each block (the page
     // faults land on the threads that verify).
-    auto read = [this, &b] {
-      std::size_t n = b.addrs.size();
+    std::size_t n = b.addrs.size();
+    bool split_reads = !views_ && worker_count() > 1 && n / kMinSlice > 1 && io_.parallel_reads();
+    auto slice = [this, &b, split_reads](std::size_t s, std::size_t slices) {
+      std::size_t len = b.addrs.size();
+      std::size_t lo = len * s / slices, hi = len * (s + 1) / slices;
+      if (split_reads)
+        io_.read_many(std::span<const BlockAddr>(b.addrs).subspan(lo, hi - lo),
+                      b.bufs->block(lo), std::span<int>(b.errs).subspan(lo, hi - lo));
+      // The node checks too (they need only the block and its context), and the leaves'
+      // preparation: the visiting thread is left the rest.
+      for (std::size_t k = lo; k < hi; ++k) {
+        if (!views_) b.blocks[k] = b.bufs->block(k);
+        const std::uint8_t* block = b.blocks[k];
+        if (b.errs[k] || validate_block(block, b.addrs[k], BlockKind::kNode)) continue;
+        b.verified[k] = check(b.ctxs[k], block, true) ? kChecksum : kNodeOk;
+        if (b.prepared && b.verified[k] == kNodeOk && NodeView(block).is_leaf())
+          v_.prepare_leaf(b.ctxs[k], NodeView(block), b.prepared->block(k));
+      }
+    };
+    if (split_reads) {
+      // Reads and checks in slices the pool threads start on now; the visiting thread takes
+      // those left when it needs the batch (Batch::task.join()): no thread sits waiting
+      // while another one reads, and a slice is small enough to share the tail.
+      std::size_t slices = n / kMinSlice;
+      b.task = ParallelTask(slices, [slice, slices](std::size_t s) { slice(s, slices); });
+      if (!async) b.task.join();
+      return;
+    }
+    auto read = [this, &b, n, slice] {
       std::size_t slices = std::min<std::size_t>(worker_count(), n / kMinSlice);
-      bool split_reads = !views_ && slices > 1 && io_.parallel_reads();
       if (views_)
         io_.view_many(b.addrs, b.blocks.data(), b.errs);
-      else if (!split_reads)
-        io_.read_many(b.addrs, b.bufs->data(), b.errs);
-      auto slice = [&](std::size_t s) {
-        std::size_t lo = n * s / std::max<std::size_t>(slices, 1);
-        std::size_t hi = n * (s + 1) / std::max<std::size_t>(slices, 1);
-        if (split_reads)
-          io_.read_many(std::span<const BlockAddr>(b.addrs).subspan(lo, hi - lo),
-                        b.bufs->block(lo), std::span<int>(b.errs).subspan(lo, hi - lo));
-        // The node checks too (they need only the block and its context), and the leaves'
-        // preparation: the visiting thread is left the rest.
-        for (std::size_t k = lo; k < hi; ++k) {
-          if (!views_) b.blocks[k] = b.bufs->block(k);
-          const std::uint8_t* block = b.blocks[k];
-          if (b.errs[k] || validate_block(block, b.addrs[k], BlockKind::kNode)) continue;
-          b.verified[k] = check(b.ctxs[k], block, true) ? kChecksum : kNodeOk;
-          if (b.prepared && b.verified[k] == kNodeOk && NodeView(block).is_leaf())
-            v_.prepare_leaf(b.ctxs[k], NodeView(block), b.prepared->block(k));
-        }
-      };
-      if (slices > 1)
-        run_parallel(slices, slice);
       else
-        slice(0);
+        io_.read_many(b.addrs, b.bufs->data(), b.errs);
+      if (slices > 1)
+        run_parallel(slices, [&](std::size_t s) { slice(s, slices); });
+      else
+        slice(0, 1);
     };
     if (async)
       b.done = on_helper(read);

@@ -38,3 +38,29 @@ TEST(WorkerPool, CallersOnSeveralThreads) {
     EXPECT_EQ(b[i].load(), 20);
   }
 }
+
+TEST(WorkerPool, TasksStartedAheadRunOnceEach) {
+  // A walk keeps one task in flight per depth while it joins a deeper one first (tasks are
+  // joined out of submission order), and a task may be joined before any pool thread saw it.
+  for (std::size_t n : {0u, 1u, 2u, 8u, 333u}) {
+    std::vector<std::atomic<int>> x(n), y(n);
+    ParallelTask outer(n, [&](std::size_t i) { x[i].fetch_add(1); });
+    {
+      ParallelTask inner(n, [&](std::size_t i) { y[i].fetch_add(1); });
+      inner.join();
+      for (std::size_t i = 0; i < n; ++i) EXPECT_EQ(y[i].load(), 1) << n << " " << i;
+      inner.join();  // a second join does nothing
+    }
+    outer = ParallelTask();  // replacing joins the task first
+    for (std::size_t i = 0; i < n; ++i) EXPECT_EQ(x[i].load(), 1) << n << " " << i;
+  }
+}
+
+TEST(WorkerPool, TaskJoinedWhenDestroyed) {
+  constexpr std::size_t kN = 64;
+  std::vector<std::atomic<int>> v(kN);
+  for (int rep = 0; rep < 50; ++rep) {
+    ParallelTask t(kN, [&](std::size_t i) { v[i].fetch_add(1); });
+  }
+  for (std::size_t i = 0; i < kN; ++i) EXPECT_EQ(v[i].load(), 50);
+}

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "persistent-data/endian.h"
+
 namespace thinmeta::pdata {
 
 RefCounts::~RefCounts() = default;
@@ -65,15 +67,17 @@ std::uint32_t RefCounts::page_get(const Page& p, std::uint64_t b, std::uint32_t 
 
 namespace {
 
-// The four 2-bit counts of a byte of a dense page, a byte each (the lowest bits first).
-struct Expand {
-  std::uint8_t v[256][4];
-  constexpr Expand() : v{} {
-    for (unsigned x = 0; x < 256; ++x)
-      for (unsigned k = 0; k < 4; ++k) v[x][k] = static_cast<std::uint8_t>((x >> (2 * k)) & 3);
-  }
-};
-constexpr Expand kExpand;
+// The eight 2-bit counts of v, a byte each (the lowest bits first), as a little-endian word:
+// field i moves from bit 2i to bit 8i in three halving steps.
+constexpr std::uint64_t spread8(std::uint16_t v) {
+  std::uint64_t x = v;
+  x = (x | (x << 24)) & 0x000000ff000000ffull;  // fields 4-7 to bits 32-39
+  x = (x | (x << 12)) & 0x000f000f000f000full;  // fields 2-3 (and 6-7) 16 bits up
+  x = (x | (x << 6)) & 0x0303030303030303ull;   // odd fields 8 bits up
+  return x;
+}
+static_assert(spread8(0xe4e4) == 0x0302010003020100ull);
+static_assert(spread8(0x8001) == 0x0200000000000001ull);
 
 }  // namespace
 
@@ -121,7 +125,10 @@ void RefCounts::to_bytes(Page& p, std::uint64_t base) {
   for (std::size_t w = 0; w < d.bits.size(); ++w) {
     std::uint64_t word = d.bits[w];
     std::uint8_t* out = d.bytes.data() + w * 32;
-    for (unsigned k = 0; k < 8; ++k) std::memcpy(out + 4 * k, kExpand.v[(word >> (8 * k)) & 0xff], 4);
+    for (unsigned k = 0; k < 4; ++k) {
+      std::uint64_t x = spread8(static_cast<std::uint16_t>(word >> (16 * k)));
+      store_le64(out + 8 * k, x);
+    }
   }
   for (std::size_t k = 0; k < d.ovf_off.size(); ++k) {
     std::uint32_t c = d.ovf_cnt[k];
@@ -300,6 +307,20 @@ void RefCounts::inc_range_slow(std::uint64_t b, std::uint64_t len, std::uint32_t
       } else if (p.sparse.empty() || (p.sparse.back() >> Page::kCountBits) < off) {
         for (std::uint32_t o = off; o < off + n; ++o) p.sparse.push_back(o << Page::kCountBits | by);
         k = n;  // appended (a walk's ascending runs)
+      } else {
+        // Among the entries: a run none of whose blocks has an entry yet (a snapshot's own
+        // blocks between the ones counted) goes in with one insert, not one a block.
+        auto at = std::lower_bound(p.sparse.begin(), p.sparse.end(), off << Page::kCountBits);
+        if (at == p.sparse.end() || (*at >> Page::kCountBits) >= off + n) {
+          std::uint32_t fresh[64];
+          for (std::uint32_t done = 0; done < n;) {
+            auto m = std::min<std::uint32_t>(n - done, 64);
+            for (std::uint32_t x = 0; x < m; ++x) fresh[x] = (off + done + x) << Page::kCountBits | by;
+            at = p.sparse.insert(at, fresh, fresh + m) + m;
+            done += m;
+          }
+          k = n;
+        }
       }
     }
     while (k < n) {
@@ -556,6 +577,51 @@ void RefCounts::set_sorted(std::span<const std::uint64_t> blocks,
     } else {
       for (; i < j; ++i) page_set(p, blocks[i], off_of(blocks[i]), counts[i]);
     }
+  }
+}
+
+void RefCounts::set_bytes(std::uint64_t first, std::span<const std::uint8_t> counts) {
+  for (std::size_t lo = 0; lo < counts.size(); lo += kPageBlocks) {
+    std::size_t n = std::min<std::size_t>(counts.size() - lo, kPageBlocks);
+    const std::uint8_t* v = counts.data() + lo;
+    std::size_t nz = 0, big = 0;
+    for (std::size_t k = 0; k < n; ++k) {
+      nz += v[k] != 0;
+      big += v[k] >= 3;
+    }
+    if (!nz) continue;
+    std::uint64_t base = first + lo, index = base >> kPageShift;
+    Page& p = page(index);
+    if (p.d || !p.sparse.empty()) {  // counted already: block by block
+      for (std::size_t k = 0; k < n; ++k)
+        if (v[k]) page_set(p, base + k, static_cast<std::uint32_t>(k), v[k]);
+      continue;
+    }
+    if (nz <= Page::kMaxSparse) {  // as set() would keep it
+      p.sparse.reserve(nz);
+      for (std::size_t k = 0; k < n; ++k)
+        if (v[k]) p.sparse.push_back(static_cast<std::uint32_t>(k) << Page::kCountBits | v[k]);
+      continue;
+    }
+    // Dense, as densify() decides.
+    auto d = std::make_unique<Dense>();
+    if (byte_pages_ || big > Page::kMaxSmallOverflow) {
+      d->bytes.assign(kPageBlocks, 0);
+      std::memcpy(d->bytes.data(), v, n);
+    } else {
+      d->bits.assign(Page::kDenseWords, 0);
+      for (std::size_t k = 0; k < n; ++k) {
+        std::uint32_t c = v[k];
+        if (!c) continue;
+        d->bits[k / 32] |= std::uint64_t{std::min<std::uint32_t>(c, 3)} << (2 * (k % 32));
+        if (c >= 3) {
+          d->ovf_off.push_back(static_cast<std::uint32_t>(k));
+          d->ovf_cnt.push_back(c);
+        }
+      }
+    }
+    p.d = std::move(d);
+    note_recent(index, &p);
   }
 }
 

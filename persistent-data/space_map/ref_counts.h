@@ -85,6 +85,11 @@ class RefCounts {
   // Sets block blocks[i]'s count to counts[i], for each i; blocks strictly ascending (a
   // btree leaf's keys). Pages filled in key order are appended to instead of searched.
   void set_sorted(std::span<const std::uint64_t> blocks, std::span<const std::uint32_t> counts);
+  // Gives blocks [first, first + counts.size()) the counts in `counts` (0..254), none of which
+  // has a count yet (a table of a byte a block kept during a walk: thin_check's metadata
+  // references); `first` a multiple of kPageBlocks. Each page is built at once in the form its
+  // counts take (sparse, 2 bits, a byte a block), not block by block.
+  void set_bytes(std::uint64_t first, std::span<const std::uint8_t> counts);
   // For bulk stores of counts 3..254 into the page holding block b (a reference-count tree's
   // leaf, all of whose keys are in that page): the page's byte array when it holds a byte a
   // block and no count anywhere is kept in the overflow map (so a byte stored there is the

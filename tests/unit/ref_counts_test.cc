@@ -485,3 +485,88 @@ TEST(RefCounts, SetSortedBigCountRunsMatchSetOneByOne) {
 
 }  // namespace
 }  // namespace thinmeta::pdata
+
+TEST(RefCounts, RunsAmongSparseEntriesMatchAMap) {
+  // A snapshot's own blocks land between blocks counted before, in pages that stay sparse:
+  // runs with no entry yet go in with one insert; runs over counted blocks go block by block.
+  for (std::uint64_t seed : {1u, 2u, 3u}) {
+    RefCounts rc(1ull << 20);
+    std::map<std::uint64_t, std::uint32_t> model;
+    std::mt19937_64 rng(seed);
+    for (int i = 0; i < 120; ++i) {
+      std::uint64_t b = rng() % (2 * RefCounts::kPageBlocks) + (i % 7 == 0 ? RefCounts::kPageBlocks - 3 : 0);
+      std::uint64_t len = 1 + rng() % (i % 5 == 0 ? 100 : 12);
+      std::uint32_t by = i % 11 == 0 ? 300000 : 1 + static_cast<std::uint32_t>(rng() % 3);
+      rc.inc_range(b, len, by);
+      for (std::uint64_t k = 0; k < len; ++k) model[b + k] += by;
+      if (i % 10) continue;
+      std::vector<std::uint32_t> got(3 * RefCounts::kPageBlocks);
+      rc.get_range(0, got);
+      for (std::uint64_t x = 0; x < got.size(); ++x) {
+        auto it = model.find(x);
+        ASSERT_EQ(got[x], it == model.end() ? 0u : it->second) << seed << " " << i << " " << x;
+      }
+    }
+    std::uint64_t seen = 0;
+    rc.for_each_nonzero([&](std::uint64_t x, std::uint32_t c) {
+      ++seen;
+      EXPECT_EQ(c, model[x]) << x;
+    });
+    EXPECT_EQ(seen, model.size());
+  }
+}
+
+TEST(RefCounts, TwoBitPageTurnsToBytesKeepingEveryCount) {
+  // Counts 0, 1 and 2 in every pattern a 2-bit word can hold, then adds that push more than
+  // a few to 3: the page takes a byte a block, each count copied from its 2 bits.
+  RefCounts rc(1ull << 20);
+  std::vector<std::uint32_t> model(RefCounts::kPageBlocks);
+  std::mt19937_64 rng(5);
+  for (std::uint64_t b = 0; b < model.size(); ++b) model[b] = static_cast<std::uint32_t>(rng() % 3);
+  model[0] = 1;  // the page turns dense (2 bits) at once below
+  for (std::uint64_t b = 0; b < model.size(); ++b)
+    if (model[b]) rc.inc_range(b, 1, model[b]);
+  for (std::uint64_t b = 4096; b < 4096 + 64; ++b) {
+    rc.inc_range(b, 1, 1);
+    ++model[b];
+  }
+  rc.inc_range(8000, 500, 1);
+  for (std::uint64_t b = 8000; b < 8500; ++b) ++model[b];
+  std::vector<std::uint32_t> got(model.size());
+  rc.get_range(0, got);
+  for (std::uint64_t b = 0; b < model.size(); ++b) ASSERT_EQ(got[b], model[b]) << b;
+  EXPECT_GT(rc.nr_overflow(), 16u);
+}
+
+TEST(RefCounts, SetBytesMatchesSetOneByOne) {
+  // Pages that stay sparse, turn 2-bit (with a few counts >= 3) or a byte a block, a page
+  // counted before, and a short last page; with and without prefer_byte_pages().
+  for (bool bytes : {false, true}) {
+    std::vector<std::uint8_t> v(5 * RefCounts::kPageBlocks + 1000);
+    std::mt19937_64 rng(bytes ? 9 : 8);
+    for (std::size_t b = 0; b < v.size(); ++b) {
+      std::size_t page = b / RefCounts::kPageBlocks;
+      if (page == 0) v[b] = rng() % 40 == 0 ? static_cast<std::uint8_t>(1 + rng() % 254) : 0;
+      else if (page == 1) v[b] = static_cast<std::uint8_t>(rng() % 3 + (rng() % 1000 == 0 ? 3 : 0));
+      else if (page == 2) v[b] = static_cast<std::uint8_t>(rng() % 255);
+      else v[b] = static_cast<std::uint8_t>(rng() % 4);
+    }
+    RefCounts a(1ull << 20), want(1ull << 20);
+    if (bytes) a.prefer_byte_pages(), want.prefer_byte_pages();
+    a.inc(3 * RefCounts::kPageBlocks + 7, 5);  // counted before: added to block by block
+    want.inc(3 * RefCounts::kPageBlocks + 7, 5);
+    std::vector<std::uint8_t> w = v;
+    w[7 + 3 * RefCounts::kPageBlocks] = 0;  // set_bytes' promise: no count there yet
+    a.set_bytes(RefCounts::kPageBlocks, std::span<const std::uint8_t>(w).subspan(RefCounts::kPageBlocks));
+    a.set_bytes(0, std::span<const std::uint8_t>(w).first(RefCounts::kPageBlocks));
+    for (std::size_t b = 0; b < w.size(); ++b)
+      if (w[b]) want.set(b, w[b]);
+    std::vector<std::uint32_t> ga(v.size() + 100), gw(v.size() + 100);
+    a.get_range(0, ga);
+    want.get_range(0, gw);
+    for (std::size_t b = 0; b < ga.size(); ++b) ASSERT_EQ(ga[b], gw[b]) << bytes << " " << b;
+    EXPECT_EQ(a.nr_nonzero(), want.nr_nonzero());
+    EXPECT_EQ(a.nr_overflow(), want.nr_overflow());
+    EXPECT_LT(a.memory_bytes(), want.memory_bytes() + 64 * 1024);
+  }
+}

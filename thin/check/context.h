@@ -88,8 +88,17 @@ struct Context {
     result.non_fatal = true;
     report.problem(Severity::kNonFatal, headline, detail);
   }
-  // Adds one reference to a metadata block; returns true if it is the first.
+  // Adds one reference to a metadata block; returns true if it is the first. Blocks of the
+  // metadata device count in meta_refs (a byte each, the walks' hot path: a plain increment);
+  // what does not fit (counts past 255, blocks beyond nr_meta, references before the
+  // superblock sized meta_refs) goes to meta_counts. fold_meta_refs() adds them up.
   bool ref_meta(BlockAddr b) {
+    if (b < meta_refs.size()) [[likely]] {
+      std::uint8_t& v = meta_refs[b];
+      if (v != 255) return v++ == 0;
+      meta_counts.inc(b);
+      return false;
+    }
     if (b >= nr_meta)
       fatal("metadata block " + std::to_string(b) + " is referenced but lies beyond the " +
             std::to_string(nr_meta) + " blocks of the metadata space map");
@@ -97,6 +106,14 @@ struct Context {
     meta_counts.inc(b);
     return first;
   }
+  // Sizes meta_refs and empties meta_counts for a metadata device of nr_meta blocks.
+  void reset_meta_refs() {
+    meta_counts = pdata::RefCounts(nr_meta);
+    meta_refs.assign(nr_meta, 0);
+  }
+  // Moves meta_refs into meta_counts (before the metadata space map is compared with them).
+  void fold_meta_refs();
+  std::vector<std::uint8_t> meta_refs;  // see ref_meta
 };
 
 using Devices = std::map<std::uint64_t, Device>;

@@ -99,6 +99,27 @@ void compare(Context& ctx, pdata::SpaceMapReader& reader, const pdata::RefCounts
 
 }  // namespace
 
+void Context::fold_meta_refs() {
+  // Counts of 255 and more: the byte's 255 plus what meta_counts holds beyond it.
+  std::vector<std::pair<BlockAddr, std::uint32_t>> big;
+  for (std::size_t b = 0; b < meta_refs.size(); ++b)
+    if (meta_refs[b] == 255) {
+      big.emplace_back(b, 255 + meta_counts.get(b));
+      meta_refs[b] = 0;
+    }
+  // Blocks meta_refs does not cover (beyond the device).
+  std::vector<std::pair<BlockAddr, std::uint32_t>> beyond;
+  meta_counts.for_each_nonzero([&](std::uint64_t b, std::uint32_t c) {
+    if (b >= meta_refs.size()) beyond.emplace_back(b, c);
+  });
+  pdata::RefCounts all(nr_meta);
+  all.set_bytes(0, meta_refs);
+  for (auto [b, c] : big) all.set(b, c);
+  for (auto [b, c] : beyond) all.set(b, c);
+  meta_counts = std::move(all);
+  meta_refs.clear();
+}
+
 void check_space_maps(Context& ctx) {
   if (!ctx.sm_roots_ok) return;  // reported with the superblock
   Visitor mv(ctx, "metadata"), dv(ctx, "data");
@@ -114,6 +135,7 @@ void check_space_maps(Context& ctx) {
   compare(ctx, data, ctx.data_counts, "data", ctx.result.data_leaks, ctx.result.data_nr_allocated,
           /*count_ref_count_tree=*/true, &tree);
   meta.count_structure();
+  ctx.fold_meta_refs();
   compare(ctx, meta, ctx.meta_counts, "metadata", ctx.result.metadata_leaks,
           ctx.result.metadata_nr_allocated, false);
   ctx.result.space_maps_checked = true;

@@ -102,7 +102,7 @@ bool check_superblocks(Context& ctx) {
               "the metadata space map covers " + std::to_string(m.nr_blocks) +
                   " blocks, but the device has only " + std::to_string(dev));
   ctx.nr_meta = std::min<BlockAddr>({m.nr_blocks, dev, pdata::kMaxMetadataBlocks});
-  ctx.meta_counts = pdata::RefCounts(ctx.nr_meta);
+  ctx.reset_meta_refs();
   ctx.nr_data = sb.data_sm.nr_blocks;
   ctx.data_counts = pdata::RefCounts(ctx.nr_data);
 

@@ -199,9 +199,13 @@ std::optional<std::string> input_path(const po::variables_map& vm, const char* k
   return std::nullopt;
 }
 
-std::optional<std::uint64_t> snapshot_block(const std::string& v) {
-  if (v == kNoValue) return std::nullopt;
-  return parse_u64(v, "<metadata-snap>");
+thin::RootSelector root_selector(const po::variables_map& vm) {
+  thin::RootSelector root;
+  if (!vm.count("metadata-snap")) return root;
+  root.snapshot = true;
+  const std::string& v = vm["metadata-snap"].as<std::string>();
+  if (v != kNoValue) root.snapshot_block = parse_u64(v, "<metadata-snap>");
+  return root;
 }
 
 SuperblockOverrides superblock_overrides(const po::variables_map& vm) {

@@ -16,6 +16,7 @@
 #include <boost/program_options.hpp>
 
 #include "persistent-data/result.h"
+#include "thin/metadata.h"
 
 namespace thinmeta::cli {
 
@@ -85,8 +86,9 @@ std::uint64_t parse_u64(const std::string& s, const std::string& what);
 // the first remaining one is the input.
 std::optional<std::string> input_path(const po::variables_map& vm, const char* key = "input");
 
-// Optional snapshot block from a normalised -m value: kNoValue -> held root, "N" -> N.
-std::optional<std::uint64_t> snapshot_block(const std::string& v);
+// The root a read tool starts from: with --metadata-snap (normalised -m) the held root, at the
+// block given if any (kNoValue: the one the superblock names), else the live one.
+thin::RootSelector root_selector(const po::variables_map& vm);
 
 // --transaction-id, --data-block-size, --nr-data-blocks (thin_dump --repair, thin_repair).
 struct SuperblockOverrides {

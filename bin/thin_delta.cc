@@ -90,11 +90,7 @@ int thin_delta_main(int argc, char** argv) {
     auto right = side(vm, args, 2);
     if (!right) throw UsageError{"--thin2 or --root2 not specified"};
 
-    thin::RootSelector root;
-    if (vm.count("metadata-snap")) {
-      root.snapshot = true;
-      root.snapshot_block = snapshot_block(vm["metadata-snap"].as<std::string>());
-    }
+    const thin::RootSelector root = root_selector(vm);
     auto md = thin::open_metadata(*input, root);
     if (!md) return report(md.error());
 

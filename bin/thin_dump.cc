@@ -71,11 +71,7 @@ int thin_dump_main(int argc, char** argv) {
     if (vm.count("dev-id"))
       for (const auto& s : vm["dev-id"].as<std::vector<std::string>>())
         dopts.dev_ids.push_back(parse_u64(s, "<dev-id>"));
-    thin::RootSelector root;
-    if (vm.count("metadata-snap")) {
-      root.snapshot = true;
-      root.snapshot_block = snapshot_block(vm["metadata-snap"].as<std::string>());
-    }
+    const thin::RootSelector root = root_selector(vm);
     bool repair = vm.count("repair") > 0;
     if (repair && root.snapshot)
       throw UsageError{"--repair cannot be used with --metadata-snap"};

@@ -84,11 +84,7 @@ int thin_rmap_main(int argc, char** argv) {
     auto input = input_path(vm);
     if (!input) throw missing_argument("<INPUT>");
 
-    thin::RootSelector root;
-    if (vm.count("metadata-snap")) {
-      root.snapshot = true;
-      root.snapshot_block = snapshot_block(vm["metadata-snap"].as<std::string>());
-    }
+    const thin::RootSelector root = root_selector(vm);
     auto md = thin::open_metadata(*input, root);
     if (!md) return report(md.error());
     Progress progress("thin_rmap", progress_wanted(vm));

@@ -62,13 +62,9 @@ void low_level(const po::variables_map& vm, Source& s) {
   std::uint64_t sectors = parse_u64(vm["size"].as<std::string>(), "size");
   if (sectors == 0 || sectors > (~0ull >> 9)) throw UsageError{"--size must be a positive number of sectors"};
   s.req.size_bytes = sectors * 512;
-  thin::RootSelector root;
+  const thin::RootSelector root = root_selector(vm);
   thin::InputOptions in;
-  if (vm.count("metadata-snap")) {
-    root.snapshot = true;
-    root.snapshot_block = snapshot_block(vm["metadata-snap"].as<std::string>());
-    in.exclusive = false;  // the pool is live: its metadata device is held by the kernel
-  }
+  if (root.snapshot) in.exclusive = false;  // the pool is live: the kernel holds its metadata device
   auto md = thin::open_metadata(vm["metadata-dev"].as<std::string>(), root, in);
   if (!md) throw std::runtime_error(md.error().what);
   s.md.emplace(std::move(*md));

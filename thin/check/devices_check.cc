@@ -58,63 +58,61 @@ bool in_ranges(const std::vector<pdata::KeyRange>& rs, std::uint64_t k) {
   return false;
 }
 
+// Walks the details tree or the top level of the mapping tree (values of value_size bytes),
+// counting references; each leaf goes to fn(node, first visit). Damage is fatal, reported as
+// what_lost followed by the keys lost, which are returned.
+template <typename LeafFn>
+std::vector<pdata::KeyRange> walk_counted(Context& ctx, BlockAddr root, std::uint32_t value_size,
+                                          const std::string& what_lost, LeafFn&& fn) {
+  struct V final : CountingVisitor {
+    V(Context& c, BlockAddr r, LeafFn& f, const std::string& w)
+        : CountingVisitor(c, r), ctx(c), fn(f), what_lost(w) {}
+    Flow on_leaf(const NodeContext&, const NodeView& n, bool first) override {
+      fn(n, first);
+      return Flow::kContinue;
+    }
+    Flow damage(const Damage& d) override {
+      lost.push_back(d.lost);
+      ctx.fatal(what_lost + range_str(d.lost), d.what);
+      return Flow::kContinue;
+    }
+    Context& ctx;
+    LeafFn& fn;
+    const std::string& what_lost;
+    std::vector<pdata::KeyRange> lost;
+  } v(ctx, root, fn, what_lost);
+  pdata::WalkOptions o;
+  o.leaf_value_size = value_size;
+  pdata::walk_btree(ctx.io, root, o, v);
+  return std::move(v.lost);
+}
+
 }  // namespace
 
 void check_details(Context& ctx, const Roots& roots, Devices& devs) {
-  struct V final : CountingVisitor {
-    V(Context& c, const Roots& r, Devices& d, BlockAddr root)
-        : CountingVisitor(c, root), ctx(c), roots(r), devs(d) {}
-    Flow on_leaf(const NodeContext&, const NodeView& n, bool) override {
-      for (std::uint32_t i = 0; i < n.nr_entries(); ++i)
-        devs[n.key(i)].details = decode_details(n.value(i));
-      return Flow::kContinue;
-    }
-    Flow damage(const Damage& d) override {
-      lost.push_back(d.lost);
-      ctx.fatal(roots.label + "missing devices: " + range_str(d.lost), d.what);
-      return Flow::kContinue;
-    }
-    Context& ctx;
-    const Roots& roots;
-    Devices& devs;
-    std::vector<pdata::KeyRange> lost;
-  } v(ctx, roots, devs, roots.details_root);
-  pdata::WalkOptions o;
-  o.leaf_value_size = kDetailsValueSize;
-  pdata::walk_btree(ctx.io, roots.details_root, o, v);
-  ctx.lost_details[roots.label] = v.lost;
+  ctx.lost_details[roots.label] = walk_counted(
+      ctx, roots.details_root, kDetailsValueSize, roots.label + "missing devices: ",
+      [&](const NodeView& n, bool) {
+        for (std::uint32_t i = 0; i < n.nr_entries(); ++i)
+          devs[n.key(i)].details = decode_details(n.value(i));
+      });
 }
 
 void check_top_level(Context& ctx, const Roots& roots, Devices& devs) {
-  struct V final : CountingVisitor {
-    V(Context& c, const Roots& r, Devices& d, BlockAddr root)
-        : CountingVisitor(c, root), ctx(c), roots(r), devs(d) {}
-    Flow on_leaf(const NodeContext&, const NodeView& n, bool first) override {
-      for (std::uint32_t i = 0; i < n.nr_entries(); ++i) {
-        Device& dev = devs[n.key(i)];
-        dev.subtree_root = n.value64(i);
-        dev.counted = first;
-      }
-      return Flow::kContinue;
-    }
-    Flow damage(const Damage& d) override {
-      lost.push_back(d.lost);
-      ctx.fatal(roots.label + "missing all mappings for devices: " + range_str(d.lost), d.what);
-      return Flow::kContinue;
-    }
-    Context& ctx;
-    const Roots& roots;
-    Devices& devs;
-    std::vector<pdata::KeyRange> lost;
-  } v(ctx, roots, devs, roots.mapping_root);
-  pdata::WalkOptions o;
-  o.leaf_value_size = kMappingValueSize;
-  pdata::walk_btree(ctx.io, roots.mapping_root, o, v);
+  const std::vector<pdata::KeyRange> lost = walk_counted(
+      ctx, roots.mapping_root, kMappingValueSize, roots.label + "missing all mappings for devices: ",
+      [&](const NodeView& n, bool first) {
+        for (std::uint32_t i = 0; i < n.nr_entries(); ++i) {
+          Device& dev = devs[n.key(i)];
+          dev.subtree_root = n.value64(i);
+          dev.counted = first;
+        }
+      });
 
   // Both trees must name the same devices (ids hidden by damage are already reported).
   const auto& lost_details = ctx.lost_details[roots.label];
   for (const auto& [id, dev] : devs) {
-    if (dev.details && !dev.subtree_root && !in_ranges(v.lost, id))
+    if (dev.details && !dev.subtree_root && !in_ranges(lost, id))
       ctx.fatal(roots.label + "thin device " + std::to_string(id) +
                     " is in the device details tree but not in the mapping tree",
                 "the two trees must hold the same device ids");

@@ -259,6 +259,23 @@ void SpaceMapReader::for_each_bitmap(const CountsFn& fn, bool count_ref_count_tr
               " has count " + std::to_string(c) + ", but its bitmap entry is " +
               std::to_string(bitmap));
   };
+  // The reference-count tree walked with `leaf`: its nodes counted when asked, damage reported
+  // and the key ranges it hides kept in `lost`.
+  auto walk_ref_count_tree = [&](const auto& leaf) {
+    auto enter = [&](const NodeContext& c) {
+      if (count_ref_count_tree) v_.uses(c.addr);
+      return true;
+    };
+    auto dmg = [&](const Damage& d) {
+      lost.push_back(d.lost);
+      v_.damage(name + " space map reference count tree: " + d.what);
+      return Flow::kContinue;
+    };
+    FnVisitor fv(enter, leaf, dmg);
+    WalkOptions o;
+    o.leaf_value_size = kRefCountValueSize;
+    walk_btree(io_, root_.ref_count_root, o, fv);
+  };
   if (index_.empty()) {
     // A map of no blocks still has its reference-count tree: the kernel formats the data map
     // with 0 blocks, an empty index btree and an empty reference-count tree (FORMAT.md §7.6),
@@ -269,24 +286,13 @@ void SpaceMapReader::for_each_bitmap(const CountsFn& fn, bool count_ref_count_tr
         for (BlockAddr b : pre->nodes) v_.uses(b);
       return;
     }
-    auto enter = [&](const NodeContext& c) {
-      if (count_ref_count_tree) v_.uses(c.addr);
-      return true;
-    };
     auto leaf = [&](const NodeContext&, const NodeView& n) {
       if (n.nr_entries())
         v_.damage(name + " space map reference count tree has an entry for block " +
                   std::to_string(n.key(0)) + ", beyond the end of the map");
       return Flow::kContinue;
     };
-    auto dmg = [&](const Damage& d) {
-      v_.damage(name + " space map reference count tree: " + d.what);
-      return Flow::kContinue;
-    };
-    FnVisitor fv(enter, leaf, dmg);
-    WalkOptions o;
-    o.leaf_value_size = kRefCountValueSize;
-    walk_btree(io_, root_.ref_count_root, o, fv);
+    walk_ref_count_tree(leaf);
     return;
   }
   if (pre && pre->usable) {
@@ -356,19 +362,7 @@ void SpaceMapReader::for_each_bitmap(const CountsFn& fn, bool count_ref_count_tr
     }
     return Flow::kContinue;
   };
-  auto enter = [&](const NodeContext& c) {
-    if (count_ref_count_tree) v_.uses(c.addr);
-    return true;
-  };
-  auto dmg = [&](const Damage& d) {
-    lost.push_back(d.lost);
-    v_.damage(name + " space map reference count tree: " + d.what);
-    return Flow::kContinue;
-  };
-  FnVisitor fv(enter, leaf, dmg);
-  WalkOptions o;
-  o.leaf_value_size = kRefCountValueSize;
-  walk_btree(io_, root_.ref_count_root, o, fv);
+  walk_ref_count_tree(leaf);
   for (;;) {
     emit();
     if (cur + 1 >= index_.size()) break;

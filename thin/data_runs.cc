@@ -115,6 +115,7 @@ __attribute__((target("avx2"))) bool mapping_avx2(const std::uint8_t* keys, cons
       outside |= m;
     }
     ends[i / 64] = ~w;
+    if (outside & ~15u) return false;  // a small region: most leaves leave it early
   }
   std::uint64_t w = 0;
   const std::uint32_t first = i;
@@ -188,6 +189,8 @@ bool mapping_run_ends_portable(const std::uint8_t* keys, const std::uint8_t* val
 
 bool mapping_run_ends(const std::uint8_t* keys, const std::uint8_t* values, std::uint32_t n,
                       std::uint64_t begin, std::uint64_t len, std::uint64_t* ends) {
+  // A leaf whose first data block lies outside (most leaves, for a small region): no marks.
+  if (n && (pdata::load_le64(values) >> 24) - begin >= len) return false;
 #if defined(__x86_64__)
   if (kHasAvx2) {
     std::fill_n(ends, (n + 63) / 64, 0);

@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The repair score's damage corpus (test_repair_score.py, and the kernel tier's repair
 scenario): one byte flipped in every in-use metadata block of an image that a checker then
-rejects, and every superblock field flipped (checksum broken) or zeroed (checksum valid), each
-with the live mappings the damaged block itself stored (lost whatever the repair does)."""
+rejects, every superblock field flipped (checksum broken) or zeroed (checksum valid), and every
+superblock pointer turned to the newest older copy of its block that copy-on-write left in a
+free block (checksum broken), each with the live mappings the damaged block itself stored (lost
+whatever the repair does)."""
 import os
 import re
 import struct
@@ -19,6 +21,10 @@ SB_FIELDS = [("flags", 4, 4), ("blocknr", 8, 8), ("uuid", 16, 16), ("magic", 32,
              ("data_block_size", 336, 4), ("metadata_block_size", 340, 4),
              ("metadata_nr_blocks", 344, 8), ("compat_flags", 352, 4),
              ("compat_ro_flags", 356, 4), ("incompat_flags", 360, 4)]
+# Superblock pointers, and the kind of block each names.
+SB_POINTERS = [("data_sm.bitmap_root", 80, "index"), ("data_sm.ref_count_root", 88, "node"),
+               ("metadata_sm.bitmap_root", 208, "index"), ("metadata_sm.ref_count_root", 216, "node"),
+               ("data_mapping_root", 320, "node"), ("device_details_root", 328, "node")]
 
 
 def mappings(xml):
@@ -87,3 +93,12 @@ def cases(data, work, checks):
         meta.fix_checksum(blk, "superblock")
         d[0:4096] = blk
         yield f"sb {field} zero", bytes(d), set()
+    used = set(used_blocks(img))
+    for field, off, kind in SB_POINTERS:
+        older = [b for b in range(len(data) // 4096 - 1, 0, -1) if b not in used and
+                 struct.unpack_from("<Q", data, b * 4096 + 8)[0] == b and
+                 struct.unpack_from("<I", data, b * 4096)[0] == meta.checksum(data[b * 4096:(b + 1) * 4096], kind)]
+        if older:
+            d = bytearray(data)
+            struct.pack_into("<Q", d, off, older[0])
+            yield f"sb {field} stale", bytes(d), set()

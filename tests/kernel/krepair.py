@@ -91,7 +91,7 @@ def score_cases(out, clean, model, repair):
     def wanted(label):
         if label.startswith("sb "):
             field, variant = label[3:].rsplit(" ", 1)
-            return variant == "flip" and field in SCORE_SB
+            return variant in ("flip", "stale") and field in SCORE_SB
         b = int(label.split()[1])
         if b == 0:
             return True

@@ -177,7 +177,10 @@ Result<RepairStats> repair(IoEngine& io, const RepairOptions& opts, MetadataSink
     }
   }
 
-  auto roots = find_roots(io, sb, opts.use_snapshot);
+  RootSearchOptions search;
+  search.use_snapshot = opts.use_snapshot;
+  search.superblock_damaged = sb && !sb_valid;
+  auto roots = find_roots(io, sb, search);
   // Nothing to rebuild from: that is the one error (1.3.3's wording), whatever else is missing.
   if (!roots) {
     notes.clear();

@@ -94,8 +94,8 @@ class TopNodes final : public BtreeVisitor {
 
 class Search {
  public:
-  Search(IoEngine& io, const std::optional<Superblock>& sb, bool use_snapshot)
-      : io_(io), sb_(sb), use_snapshot_(use_snapshot) {}
+  Search(IoEngine& io, const std::optional<Superblock>& sb, const RootSearchOptions& opts)
+      : io_(io), sb_(sb), use_snapshot_(opts.use_snapshot), sb_damaged_(opts.superblock_damaged) {}
 
   Result<RecoveredRoots> run();
 
@@ -111,6 +111,7 @@ class Search {
   IoEngine& io_;
   const std::optional<Superblock>& sb_;
   bool use_snapshot_;
+  bool sb_damaged_;
   std::shared_ptr<NodeScan> scan_;
   std::vector<AllocationView> views_;
   std::unordered_map<BlockAddr, std::uint64_t> counts_;
@@ -248,7 +249,16 @@ Result<RecoveredRoots> Search::run() {
 
   std::optional<DetailsMap> details;
   std::optional<RootsMap> top;
-  if (sb_details && sb_top) {
+  // A damaged superblock's roots that walk cleanly but list different devices: one of them is
+  // the damaged pointer, landing on another tree's node (a mapping tree's, say). Both go into
+  // the search as candidates beside the trees it finds.
+  const bool disagree = sb_damaged_ && sb_details && sb_top && !same_ids(*sb_details, *sb_top);
+  if (disagree)
+    out_.notes.push_back("the damaged superblock's device details tree (block " +
+                         std::to_string(sb_->device_details_root) + ") and mapping tree (block " +
+                         std::to_string(sb_->data_mapping_root) +
+                         ") list different devices; searching for the pair that agrees");
+  if (sb_details && sb_top && !disagree) {
     details = sb_details, top = sb_top;
     out_.details_root = sb_->device_details_root, out_.mapping_root = sb_->data_mapping_root;
   } else {
@@ -256,14 +266,14 @@ Result<RecoveredRoots> Search::run() {
     std::vector<std::pair<BlockAddr, DetailsMap>> dc;
     std::vector<std::pair<BlockAddr, RootsMap>> tc;
     if (sb_details) dc.emplace_back(sb_->device_details_root, *sb_details);
-    else
+    if (!sb_details || disagree)
       for (BlockAddr b : scan_->roots(TreeKind::kDetails))
-        if (!stale(b) && b != held_d)
+        if (!stale(b) && b != held_d && !(sb_details && b == sb_->device_details_root))
           if (auto m = read_details(io_, b)) dc.emplace_back(b, std::move(*m));
     if (sb_top) tc.emplace_back(sb_->data_mapping_root, *sb_top);
-    else
+    if (!sb_top || disagree)
       for (BlockAddr b : scan_->roots(TreeKind::kTop))
-        if (!stale(b) && b != held_t)
+        if (!stale(b) && b != held_t && !(sb_top && b == sb_->data_mapping_root))
           if (auto m = read_top(io_, b)) tc.emplace_back(b, std::move(*m));
     // Best pair: same devices; then allocated in the newest space-map view; all mapped_blocks
     // consistent; newest (creation transaction, then time). Trees of equal age (a deletion or
@@ -288,11 +298,11 @@ Result<RecoveredRoots> Search::run() {
           out_.details_root = db, out_.mapping_root = tb;
         }
       }
-    if (details && !sb_details)
+    if (details && (!sb_details || *out_.details_root != sb_->device_details_root))
       out_.notes.push_back("device details tree damaged; the details of " +
                            std::to_string(details->size()) + " devices taken from the tree at block " +
                            std::to_string(*out_.details_root));
-    if (top && !sb_top)
+    if (top && (!sb_top || *out_.mapping_root != sb_->data_mapping_root))
       out_.notes.push_back("top level of the mapping tree damaged; the tree at block " +
                            std::to_string(*out_.mapping_root) + " taken instead");
     if (!details) {
@@ -419,8 +429,8 @@ void Search::fill_subtree_roots(const RootsMap& top, const Partial&) {
 }  // namespace
 
 Result<RecoveredRoots> find_roots(IoEngine& io, const std::optional<Superblock>& sb,
-                                  bool use_snapshot) {
-  Search s(io, sb, use_snapshot);
+                                  const RootSearchOptions& opts) {
+  Search s(io, sb, opts);
   return s.run();
 }
 

@@ -46,12 +46,19 @@ struct RecoveredRoots {
   bool orphans_searched = false;
 };
 
+struct RootSearchOptions {
+  // The held snapshot's trees stand in for a device whose live tree is lost.
+  bool use_snapshot = false;
+  // `sb` holds the fields of a superblock that failed validation: a root pointer in it may be
+  // the damaged field, so its two roots are only taken together when they list the same
+  // devices.
+  bool superblock_damaged = false;
+};
+
 // `sb` is the superblock at block 0, if it could be read (or the fields of a damaged one that
-// agree with the device). The held snapshot's trees stand in for a device whose live tree is
-// lost only with `use_snapshot`. Fails with "no compatible roots found" when nothing usable
-// is left.
+// agree with the device). Fails with "no compatible roots found" when nothing usable is left.
 Result<RecoveredRoots> find_roots(pdata::IoEngine& io, const std::optional<Superblock>& sb,
-                                  bool use_snapshot = false);
+                                  const RootSearchOptions& opts = {});
 
 // Looks for orphaned subtrees once (scanning the device if it was not) and keeps them in
 // `roots`; nullptr when there is no metadata space map to take the evidence from.

@@ -41,11 +41,30 @@ std::optional<SalvagedSuperblock> salvage_superblock(IoEngine& io, std::vector<s
       raw.metadata_sm.nr_blocks == 0 || raw.metadata_sm.nr_blocks > io.nr_blocks())
     s.sb.metadata_sm = SmRoot{};
   // A root the metadata space map counts free is an old copy (a damaged pointer that happens
-  // to land on one): left to the search for the trees.
-  if (s.sb.metadata_sm.bitmap_root)
-    if (auto v = AllocationView::read(io, s.sb.metadata_sm.bitmap_root, s.sb.metadata_sm.nr_blocks))
-      for (BlockAddr* r : {&s.sb.data_mapping_root, &s.sb.device_details_root})
-        if (v->state(*r) != AllocationView::kAllocated) *r = 0;
+  // to land on one): left to the search for the trees. But the space map's own root may be
+  // the damaged field, landing on an old index block that copy-on-write left behind (one in
+  // every few blocks of a kernel-written device): that old map counts today's blocks free.
+  // One damaged field spoils one pointer, so when the map disowns two or more of the
+  // superblock's other pointers, the map is the damaged one and is not used.
+  if (s.sb.metadata_sm.bitmap_root) {
+    if (auto v = AllocationView::read(io, s.sb.metadata_sm.bitmap_root, s.sb.metadata_sm.nr_blocks)) {
+      const BlockAddr pointers[] = {raw.data_mapping_root, raw.device_details_root,
+                                    raw.data_sm.bitmap_root, raw.data_sm.ref_count_root,
+                                    raw.metadata_sm.ref_count_root, s.sb.held_root};
+      int disowned = 0;
+      for (BlockAddr p : pointers)
+        disowned += p && v->state(p) == AllocationView::kFree;
+      if (disowned >= 2) {
+        notes.push_back("metadata space map root " + std::to_string(raw.metadata_sm.bitmap_root) +
+                        " is an older copy (it counts " + std::to_string(disowned) +
+                        " of the superblock's blocks free); not used");
+        s.sb.metadata_sm = SmRoot{};
+      } else {
+        for (BlockAddr* r : {&s.sb.data_mapping_root, &s.sb.device_details_root})
+          if (v->state(*r) != AllocationView::kAllocated) *r = 0;
+      }
+    }
+  }
   if (held && legal_data_block_size(held->data_block_size)) {
     if (raw.data_block_size != held->data_block_size)
       notes.push_back("data block size " + std::to_string(held->data_block_size) +

@@ -34,6 +34,17 @@ def fix_checksum(block, kind):
     block[0:4] = struct.pack("<I", checksum(block, kind))
 
 
+def valid_blocks(data, kind):
+    """Addresses of the blocks of an image that validate as `kind` (own block number, checksum),
+    in ascending order: live ones and the older copies copy-on-write left behind."""
+    out = []
+    for b in range(1, len(data) // BS):
+        blk = data[b * BS:(b + 1) * BS]
+        if struct.unpack_from("<Q", blk, 8)[0] == b and struct.unpack_from("<I", blk, 0)[0] == checksum(blk, kind):
+            out.append(b)
+    return out
+
+
 def node(block):
     flags, blocknr, nr, mx, vs = struct.unpack_from("<IQIII", block, 4)
     keys = list(struct.unpack_from(f"<{nr}Q", block, 32))

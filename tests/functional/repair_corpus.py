@@ -95,10 +95,8 @@ def cases(data, work, checks):
         yield f"sb {field} zero", bytes(d), set()
     used = set(used_blocks(img))
     for field, off, kind in SB_POINTERS:
-        older = [b for b in range(len(data) // 4096 - 1, 0, -1) if b not in used and
-                 struct.unpack_from("<Q", data, b * 4096 + 8)[0] == b and
-                 struct.unpack_from("<I", data, b * 4096)[0] == meta.checksum(data[b * 4096:(b + 1) * 4096], kind)]
+        older = [b for b in meta.valid_blocks(data, kind) if b not in used]
         if older:
             d = bytearray(data)
-            struct.pack_into("<Q", d, off, older[0])
+            struct.pack_into("<Q", d, off, older[-1])
             yield f"sb {field} stale", bytes(d), set()

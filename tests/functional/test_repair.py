@@ -12,6 +12,7 @@ import subprocess
 
 import common
 import meta
+import repair_corpus
 
 F = common.Failures("test_repair")
 W = os.path.join(common.work_dir(), "repair")
@@ -328,10 +329,6 @@ def lvm2_scenario():
 
 
 SNAPCHAIN = os.path.join(HERE, "..", "..", "examples", "snapchain.meta.zst")
-# Superblock pointers (offset) and the kind of block a damaged one can land on unnoticed.
-POINTERS = [("metadata_sm.bitmap_root", 208, "index"), ("data_sm.bitmap_root", 80, "index"),
-            ("data_mapping_root", 320, "node"), ("device_details_root", 328, "node"),
-            ("data_sm.ref_count_root", 88, "node"), ("metadata_sm.ref_count_root", 216, "node")]
 
 
 def stale_pointers(per_field=40):
@@ -351,14 +348,9 @@ def stale_pointers(per_field=40):
     want_body = want.split(b"\n", 1)[1]
     dmg, out = os.path.join(W, "stale-damaged.bin"), os.path.join(W, "stale-repaired.bin")
     cases = failed = 0
-    for field, off, kind in POINTERS:
+    for field, off, kind in repair_corpus.SB_POINTERS:
         own = struct.unpack_from("<Q", data, off)[0]
-        found = []
-        for b in range(1, len(data) // 4096):
-            blk = data[b * 4096:(b + 1) * 4096]
-            if b != own and struct.unpack_from("<Q", blk, 8)[0] == b and \
-                    struct.unpack_from("<I", blk, 0)[0] == meta.checksum(blk, kind):
-                found.append(b)
+        found = [b for b in meta.valid_blocks(data, kind) if b != own]
         step = max(1, len(found) // per_field)
         for b in found[::step]:
             d = bytearray(data)

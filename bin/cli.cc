@@ -208,6 +208,26 @@ thin::RootSelector root_selector(const po::variables_map& vm) {
   return root;
 }
 
+void add_input_output_options(po::options_description& opts) {
+  opts.add_options()
+      ("help,h", "")
+      ("version,V", "")
+      ("input,i", po::value<std::string>(), "")
+      ("output,o", po::value<std::string>(), "");
+}
+
+InputOutput input_output(const po::variables_map& vm) {
+  require_file_options(vm, {"input", "output"});
+  return {vm["input"].as<std::string>(), vm["output"].as<std::string>()};
+}
+
+void add_superblock_override_options(po::options_description& opts) {
+  opts.add_options()
+      ("transaction-id", po::value<std::string>(), "")
+      ("data-block-size", po::value<std::string>(), "")
+      ("nr-data-blocks", po::value<std::string>(), "");
+}
+
 SuperblockOverrides superblock_overrides(const po::variables_map& vm) {
   SuperblockOverrides o;
   if (vm.count("transaction-id"))

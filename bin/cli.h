@@ -90,13 +90,31 @@ std::optional<std::string> input_path(const po::variables_map& vm, const char* k
 // block given if any (kNoValue: the one the superblock names), else the live one.
 thin::RootSelector root_selector(const po::variables_map& vm);
 
-// --transaction-id, --data-block-size, --nr-data-blocks (thin_dump --repair, thin_repair).
+// -h/--help, -V/--version, -i/--input and -o/--output: the options of the tools that turn one
+// file into another (thin_repair, thin_restore, thin_shrink, thin_metadata_pack/unpack).
+void add_input_output_options(po::options_description& opts);
+// Their --input and --output, both required (missing_argument for the first one absent).
+struct InputOutput {
+  std::string in, out;
+};
+InputOutput input_output(const po::variables_map& vm);
+
+// --transaction-id, --data-block-size, --nr-data-blocks (thin_dump --repair, thin_repair,
+// thin_restore): add_superblock_override_options declares them, superblock_overrides reads
+// them and apply_overrides copies them into a tool's options (the fields of the same names).
+void add_superblock_override_options(po::options_description& opts);
 struct SuperblockOverrides {
   std::optional<std::uint64_t> trans_id;
   std::optional<std::uint32_t> data_block_size;
   std::optional<std::uint64_t> nr_data_blocks;
 };
 SuperblockOverrides superblock_overrides(const po::variables_map& vm);
+template <class Options>
+void apply_overrides(const SuperblockOverrides& o, Options& to) {
+  to.trans_id = o.trans_id;
+  to.data_block_size = o.data_block_size;
+  to.nr_data_blocks = o.nr_data_blocks;
+}
 // thin_restore / thin_repair write the block size: one the kernel rejects is an argument error
 // naming the option (a multiple of 128 sectors from 128 to 2097152).
 void require_valid_data_block_size(const SuperblockOverrides& o);

@@ -50,12 +50,10 @@ int thin_dump_main(int argc, char** argv) {
         ("output,o", po::value<std::string>(), "")
         ("dev-id", po::value<std::vector<std::string>>(), "")
         ("skip-mappings", "")
-        ("transaction-id", po::value<std::string>(), "")
-        ("data-block-size", po::value<std::string>(), "")
-        ("nr-data-blocks", po::value<std::string>(), "")
         ("use-metadata-snap", "")
         ("quiet,q", "")
         ("input", po::value<std::vector<std::string>>(), "");
+    add_superblock_override_options(opts);
     po::positional_options_description pos;
     pos.add("input", -1);
     add_progress_options(opts);
@@ -77,14 +75,10 @@ int thin_dump_main(int argc, char** argv) {
       throw UsageError{"--repair cannot be used with --metadata-snap"};
     thin::RepairOptions ropts;
     SuperblockOverrides ov = superblock_overrides(vm);
-    ropts.trans_id = ov.trans_id;
-    ropts.data_block_size = ov.data_block_size;
-    ropts.nr_data_blocks = ov.nr_data_blocks;
+    apply_overrides(ov, ropts);
     ropts.use_snapshot = vm.count("use-metadata-snap") > 0;
     if (!repair && ropts.use_snapshot) throw UsageError{"--use-metadata-snap needs --repair"};
-    dopts.trans_id = ov.trans_id;
-    dopts.data_block_size = ov.data_block_size;
-    dopts.nr_data_blocks = ov.nr_data_blocks;
+    apply_overrides(ov, dopts);
     ropts.dev_ids = dopts.dev_ids;
     ropts.skip_mappings = dopts.skip_mappings;
     bool quiet = vm.count("quiet") > 0;

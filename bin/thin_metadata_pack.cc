@@ -75,17 +75,11 @@ std::vector<pdata::pack::Extent> data_extents(const std::string& path) {
 int thin_metadata_pack_main(int argc, char** argv) {
   return run("thin_metadata_pack", kUsage, [&]() -> int {
     po::options_description opts;
-    opts.add_options()
-        ("help,h", "")
-        ("version,V", "")
-        ("force,f", "")
-        ("input,i", po::value<std::string>(), "")
-        ("output,o", po::value<std::string>(), "");
+    add_input_output_options(opts);
+    opts.add_options()("force,f", "");
     auto vm = parse(normalize_args(argc, argv, {}), opts, {});
     if (help_or_version(vm, kUsage)) return 0;
-    require_file_options(vm, {"input", "output"});
-    const std::string in = vm["input"].as<std::string>();
-    const std::string out = vm["output"].as<std::string>();
+    const auto [in, out] = input_output(vm);
 
     auto io = thin::open_input(in, thin::InputOptions{});
     if (!io) return report(io.error());

@@ -56,18 +56,13 @@ Result<> zero_device(int fd, pdata::IoEngine& io, pdata::BlockAddr b, pdata::Blo
 int thin_metadata_unpack_main(int argc, char** argv) {
   return run("thin_metadata_unpack", kUsage, [&]() -> int {
     po::options_description opts;
+    add_input_output_options(opts);
     opts.add_options()
-        ("help,h", "")
-        ("version,V", "")
         ("force,f", "")
-        ("io-engine", po::value<std::string>(), "")  // 1.3.3 accepts and ignores it
-        ("input,i", po::value<std::string>(), "")
-        ("output,o", po::value<std::string>(), "");
+        ("io-engine", po::value<std::string>(), "");  // 1.3.3 accepts and ignores it
     auto vm = parse(normalize_args(argc, argv, {}), opts, {});
     if (help_or_version(vm, kUsage)) return 0;
-    require_file_options(vm, {"input", "output"});
-    const std::string in = vm["input"].as<std::string>();
-    const std::string out = vm["output"].as<std::string>();
+    const auto [in, out] = input_output(vm);
 
     struct stat st;
     if (::stat(in.c_str(), &st) != 0)

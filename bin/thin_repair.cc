@@ -39,14 +39,9 @@ const std::string kUsage = usage_text(
 int thin_repair_main(int argc, char** argv) {
   return run("thin_repair", kUsage, [&]() -> int {
     po::options_description opts;
+    add_input_output_options(opts);
+    add_superblock_override_options(opts);
     opts.add_options()
-        ("help,h", "")
-        ("version,V", "")
-        ("input,i", po::value<std::string>(), "")
-        ("output,o", po::value<std::string>(), "")
-        ("transaction-id", po::value<std::string>(), "")
-        ("data-block-size", po::value<std::string>(), "")
-        ("nr-data-blocks", po::value<std::string>(), "")
         ("use-metadata-snap", "")
         ("quiet,q", "")
         ("positional", po::value<std::vector<std::string>>(), "");
@@ -58,17 +53,13 @@ int thin_repair_main(int argc, char** argv) {
     // Older lvm2 passes its default options [ "" ] verbatim: an empty argument is ignored.
     if (auto extra = input_path(vm, "positional"))
       throw UsageError{"unexpected argument '" + *extra + "' found"};
-    require_file_options(vm, {"input", "output"});
-    const std::string in = vm["input"].as<std::string>();
-    const std::string out = vm["output"].as<std::string>();
+    const auto [in, out] = input_output(vm);
     bool quiet = vm.count("quiet") > 0;
 
     SuperblockOverrides ov = superblock_overrides(vm);
     require_valid_data_block_size(ov);
     thin::RepairOptions ropts;
-    ropts.trans_id = ov.trans_id;
-    ropts.data_block_size = ov.data_block_size;
-    ropts.nr_data_blocks = ov.nr_data_blocks;
+    apply_overrides(ov, ropts);
     ropts.use_snapshot = vm.count("use-metadata-snap") > 0;
     ropts.clear_needs_check = true;
     ropts.sink_counts_mappings = true;  // the restorer recomputes mapped_blocks

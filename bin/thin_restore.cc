@@ -56,28 +56,18 @@ Result<int> open_input(const std::string& path) {
 int thin_restore_main(int argc, char** argv) {
   return run("thin_restore", kUsage, [&]() -> int {
     po::options_description opts;
-    opts.add_options()
-        ("help,h", "")
-        ("version,V", "")
-        ("input,i", po::value<std::string>(), "")
-        ("output,o", po::value<std::string>(), "")
-        ("transaction-id", po::value<std::string>(), "")
-        ("data-block-size", po::value<std::string>(), "")
-        ("nr-data-blocks", po::value<std::string>(), "")
-        ("quiet,q", "");
+    add_input_output_options(opts);
+    add_superblock_override_options(opts);
+    opts.add_options()("quiet,q", "");
     add_progress_options(opts);
     po::positional_options_description pos;
     auto vm = parse(normalize_args(argc, argv, {}), opts, pos);
     if (help_or_version(vm, kUsage)) return 0;
-    require_file_options(vm, {"input", "output"});
+    const auto [in, out] = input_output(vm);
     thin::RestoreOptions ropts;
     SuperblockOverrides ov = superblock_overrides(vm);
     require_valid_data_block_size(ov);
-    ropts.trans_id = ov.trans_id;
-    ropts.data_block_size = ov.data_block_size;
-    ropts.nr_data_blocks = ov.nr_data_blocks;
-    const std::string in = vm["input"].as<std::string>();
-    const std::string out = vm["output"].as<std::string>();
+    apply_overrides(ov, ropts);
 
     if (auto r = check_output(out); !r) return report(r.error());
     auto fd = open_input(in);

@@ -73,24 +73,19 @@ Result<> copy_data(const std::string& path, const thin::ShrinkPlan& plan) {
 int thin_shrink_main(int argc, char** argv) {
   return run("thin_shrink", kUsage, [&]() -> int {
     po::options_description opts;
+    add_input_output_options(opts);
     opts.add_options()
-        ("help,h", "")
-        ("version,V", "")
-        ("input,i", po::value<std::string>(), "")
-        ("output,o", po::value<std::string>(), "")
         ("data", po::value<std::string>(), "")
         ("nr-blocks", po::value<std::string>(), "")
         ("no-copy", "")
         ("binary", "");
     auto vm = parse(normalize_args(argc, argv, {}), opts, {});
     if (help_or_version(vm, kUsage)) return 0;
-    require_file_options(vm, {"input", "output"});
+    const auto [in, out] = input_output(vm);
     if (!vm.count("nr-blocks")) throw UsageError{"No --nr-blocks given."};
     const bool copy = !vm.count("no-copy");
     if (copy && !vm.count("data")) throw UsageError{"No data device given (--data, or --no-copy)."};
     const std::uint64_t nr_blocks = parse_u64(vm["nr-blocks"].as<std::string>(), "nr blocks");
-    const std::string in = vm["input"].as<std::string>();
-    const std::string out = vm["output"].as<std::string>();
     const bool binary = vm.count("binary") > 0;
     if (same_file(in, out))
       return report({Errc::kInvalidArgument, "The input and the output are the same file."});

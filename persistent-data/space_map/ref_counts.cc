@@ -48,6 +48,17 @@ const RefCounts::Page* RefCounts::find_page(std::uint64_t index) const {
   return &it->second;
 }
 
+template <typename Part>
+void RefCounts::for_each_share(std::uint64_t first, std::uint64_t len, Part&& part) const {
+  for (std::uint64_t i = 0; i < len;) {
+    std::uint64_t b = first + i;
+    auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
+    auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(len - i, kPageBlocks - off));
+    if (!part(find_page(b >> kPageShift), b, off, i, n)) return;
+    i += n;
+  }
+}
+
 std::uint32_t RefCounts::page_get(const Page& p, std::uint64_t b, std::uint32_t off) const {
   if (!p.d) {
     auto it = p.lower(off);
@@ -207,26 +218,22 @@ void RefCounts::fill_fresh(Page& p, std::uint64_t base, std::uint32_t lo, std::u
 }
 
 bool RefCounts::any_nonzero(std::uint64_t b, std::uint64_t len) const {
-  if (!len) return false;
-  std::uint64_t last = b + len - 1;
-  for (std::uint64_t pg = b >> kPageShift; pg <= last >> kPageShift; ++pg) {
-    const Page* p = find_page(pg);
-    if (!p) continue;
-    auto lo = static_cast<std::uint32_t>(pg == b >> kPageShift ? b & (kPageBlocks - 1) : 0);
-    auto hi = static_cast<std::uint32_t>(pg == last >> kPageShift ? (last & (kPageBlocks - 1)) + 1
-                                                                   : kPageBlocks);
+  bool any = false;
+  for_each_share(b, len, [&](const Page* p, std::uint64_t, std::uint32_t lo, std::uint64_t,
+                             std::uint32_t n) {
+    if (!p) return true;
+    const std::uint32_t hi = lo + n;
     if (!p->d) {  // sparse entries are all non-zero
       auto it = std::lower_bound(p->sparse.begin(), p->sparse.end(), lo << Page::kCountBits);
-      if (it != p->sparse.end() && (*it >> Page::kCountBits) < hi) return true;
+      any = it != p->sparse.end() && (*it >> Page::kCountBits) < hi;
     } else if (p->is_bytes()) {
-      for (std::uint32_t o = lo; o < hi; ++o)
-        if (p->d->bytes[o]) return true;
+      for (std::uint32_t o = lo; o < hi && !any; ++o) any = p->d->bytes[o] != 0;
     } else {
-      for (std::uint32_t o = lo; o < hi; ++o)
-        if (p->get2(o)) return true;
+      for (std::uint32_t o = lo; o < hi && !any; ++o) any = p->get2(o) != 0;
     }
-  }
-  return false;
+    return !any;
+  });
+  return any;
 }
 
 std::uint32_t RefCounts::get(std::uint64_t b) const {
@@ -236,12 +243,8 @@ std::uint32_t RefCounts::get(std::uint64_t b) const {
 }
 
 void RefCounts::get_range(std::uint64_t begin, std::span<std::uint32_t> out) const {
-  std::size_t i = 0;
-  while (i < out.size()) {
-    std::uint64_t b = begin + i;
-    const Page* p = find_page(b >> kPageShift);
-    auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
-    std::size_t n = std::min<std::size_t>(out.size() - i, kPageBlocks - off);
+  for_each_share(begin, out.size(), [&](const Page* p, std::uint64_t b, std::uint32_t off,
+                                        std::uint64_t i, std::uint32_t n) {
     std::uint32_t* o = out.data() + i;
     if (!p) {
       std::fill_n(o, n, 0u);
@@ -272,8 +275,8 @@ void RefCounts::get_range(std::uint64_t begin, std::span<std::uint32_t> out) con
         for (std::size_t k = 0; k < n; ++k)
           if (o[k] == 3) o[k] = page_get(*p, b + k, static_cast<std::uint32_t>(off + k));
     }
-    i += n;
-  }
+    return true;
+  });
 }
 
 void RefCounts::set(std::uint64_t b, std::uint32_t count) {
@@ -417,28 +420,6 @@ void RefCounts::add_capped(std::uint64_t b, std::uint64_t len, std::uint32_t by,
     b += n;
     len -= n;
   }
-}
-
-std::uint64_t RefCounts::count_equal(std::uint64_t b, std::uint64_t len,
-                                     std::uint32_t count) const {
-  std::uint64_t found = 0;
-  while (len) {
-    const Page* p = find_page(b >> kPageShift);
-    auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
-    std::uint64_t n = std::min<std::uint64_t>(len, kPageBlocks - off);
-    if (!p) {
-      if (count == 0) found += n;
-    } else if (p->is_bytes()) {
-      for (std::uint32_t i = 0; i < n; ++i) found += p->d->bytes[off + i] == count;
-    } else if (p->is_bits()) {
-      for (std::uint32_t i = 0; i < n; ++i) found += p->get2(off + i) == count;
-    } else {
-      for (std::uint32_t i = 0; i < n; ++i) found += page_get(*p, b + i, off + i) == count;
-    }
-    b += n;
-    len -= n;
-  }
-  return found;
 }
 
 std::uint64_t RefCounts::nr_nonzero() const {
@@ -643,12 +624,9 @@ std::size_t RefCounts::first_mismatch(std::uint64_t first, std::span<const std::
   // Blocks are compared 64 at a time with loops the compiler vectorises; a chunk that differs
   // (or holds a count kept elsewhere) is then looked at block by block.
   constexpr std::size_t kChunk = 64;
-  std::size_t i = 0;
-  while (i < got.size()) {
-    std::uint64_t b = first + i;
-    const Page* p = find_page(b >> kPageShift);
-    auto off = static_cast<std::uint32_t>(b & (kPageBlocks - 1));
-    std::size_t n = std::min<std::size_t>(got.size() - i, kPageBlocks - off);
+  std::size_t found = got.size();
+  for_each_share(first, got.size(), [&](const Page* p, std::uint64_t b, std::uint32_t off,
+                                        std::uint64_t i, std::uint32_t n) {
     const std::uint32_t* g = got.data() + i;
     auto slow = [&](std::size_t k, std::size_t e) -> std::size_t {  // [k, e): first mismatch or e
       if (!p) {
@@ -673,38 +651,42 @@ std::size_t RefCounts::first_mismatch(std::uint64_t first, std::span<const std::
         if (page_get(*p, b + k, static_cast<std::uint32_t>(off + k)) != g[k]) return k;
       return e;
     };
-    std::size_t k = 0;
-    if (!p) {
-      for (; k + kChunk <= n; k += kChunk) {
-        std::uint32_t any = 0;
-        for (std::size_t m = 0; m < kChunk; ++m) any |= g[k + m];
-        if (any) return i + slow(k, k + kChunk);
-      }
-    } else if (p->is_bytes()) {
-      const std::uint8_t* v = p->d->bytes.data() + off;
-      for (; k + kChunk <= n; k += kChunk) {
-        std::uint32_t diff = 0;
-        for (std::size_t m = 0; m < kChunk; ++m)
-          diff |= (g[k + m] ^ v[k + m]) | (v[k + m] == Page::kFar);
-        if (diff)
-          if (std::size_t at = slow(k, k + kChunk); at != k + kChunk) return i + at;
-      }
-    } else if (p->is_bits()) {
-      for (; k + kChunk <= n; k += kChunk) {
-        std::uint32_t diff = 0;
-        for (std::size_t m = 0; m < kChunk; ++m) {
-          auto o = static_cast<std::uint32_t>(off + k + m);
-          auto c = static_cast<std::uint32_t>((p->d->bits[o / 32] >> (2 * (o % 32))) & 3);
-          diff |= (g[k + m] ^ c) | (c == 3);
+    auto share = [&]() -> std::size_t {  // the share's first mismatch, or n
+      std::size_t k = 0;
+      if (!p) {
+        for (; k + kChunk <= n; k += kChunk) {
+          std::uint32_t any = 0;
+          for (std::size_t m = 0; m < kChunk; ++m) any |= g[k + m];
+          if (any) return slow(k, k + kChunk);
         }
-        if (diff)
-          if (std::size_t at = slow(k, k + kChunk); at != k + kChunk) return i + at;
+      } else if (p->is_bytes()) {
+        const std::uint8_t* v = p->d->bytes.data() + off;
+        for (; k + kChunk <= n; k += kChunk) {
+          std::uint32_t diff = 0;
+          for (std::size_t m = 0; m < kChunk; ++m)
+            diff |= (g[k + m] ^ v[k + m]) | (v[k + m] == Page::kFar);
+          if (diff)
+            if (std::size_t at = slow(k, k + kChunk); at != k + kChunk) return at;
+        }
+      } else if (p->is_bits()) {
+        for (; k + kChunk <= n; k += kChunk) {
+          std::uint32_t diff = 0;
+          for (std::size_t m = 0; m < kChunk; ++m) {
+            auto o = static_cast<std::uint32_t>(off + k + m);
+            auto c = static_cast<std::uint32_t>((p->d->bits[o / 32] >> (2 * (o % 32))) & 3);
+            diff |= (g[k + m] ^ c) | (c == 3);
+          }
+          if (diff)
+            if (std::size_t at = slow(k, k + kChunk); at != k + kChunk) return at;
+        }
       }
-    }
-    if (std::size_t at = slow(k, n); at != n) return i + at;
-    i += n;
-  }
-  return got.size();
+      return slow(k, n);
+    };
+    std::size_t at = share();
+    if (at != n) found = i + at;
+    return at == n;
+  });
+  return found;
 }
 
 }  // namespace thinmeta::pdata

@@ -110,8 +110,6 @@ class RefCounts {
   // Adds `by` to each block of [b, b + len), saturating at `cap` (at most 2, so nothing goes
   // to the overflow map): for "used once or more than once" questions over huge spaces.
   void add_capped(std::uint64_t b, std::uint64_t len, std::uint32_t by, std::uint32_t cap);
-  // How many blocks of [b, b + len) have a count of exactly `count` (count < 3).
-  std::uint64_t count_equal(std::uint64_t b, std::uint64_t len, std::uint32_t count) const;
   // out[i] = get(begin + i), a page at a time (fast for whole-bitmap comparisons).
   void get_range(std::uint64_t begin, std::span<std::uint32_t> out) const;
   // A space map bitmap's entries for [first, first + len) against these counts (a bitmap's
@@ -182,6 +180,12 @@ class RefCounts {
   };
   Page& page(std::uint64_t index);
   const Page* find_page(std::uint64_t index) const;
+  // Calls part(p, b, off, i, n) for each page's share of [first, first + len), in block order:
+  // b = first + i its first block, p the page holding it (null: none, every count 0), off b's
+  // offset in that page, n the share's blocks. A part returning false ends the walk. The read
+  // walks (get_range, first_mismatch, any_nonzero); defined in ref_counts.cc.
+  template <typename Part>
+  void for_each_share(std::uint64_t first, std::uint64_t len, Part&& part) const;
   // find_page without the recent-page cache (thread-safe on a const RefCounts).
   const Page* page_shared(std::uint64_t index) const {
     auto it = pages_.find(index);

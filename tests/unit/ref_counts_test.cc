@@ -364,6 +364,25 @@ TEST(RefCounts, FirstMismatchFindsTheFirstDifferingBlock) {
   }
 }
 
+TEST(RefCounts, AnyNonzeroAgreesWithGet) {
+  // Pages sparse, 2 bits, bytes, and absent; ranges within a page, across pages and empty.
+  RefCounts rc(1ull << 24);
+  std::mt19937_64 rng(29);
+  for (int i = 0; i < 40; ++i) rc.inc(rng() % RefCounts::kPageBlocks);     // sparse
+  for (int i = 0; i < 3000; ++i) rc.inc(RefCounts::kPageBlocks + rng() % RefCounts::kPageBlocks);
+  for (int d = 0; d < 300; ++d) rc.inc_range(2 * RefCounts::kPageBlocks + 64 * d, 8, 3);
+  rc.prefer_byte_pages();
+  for (int i = 0; i < 500; ++i) rc.set(4 * RefCounts::kPageBlocks + rng() % 4000, 3 + i % 300);
+  // page 3 absent
+  const std::uint64_t span = 5 * RefCounts::kPageBlocks;
+  for (int t = 0; t < 3000; ++t) {
+    std::uint64_t b = rng() % span, len = t % 3 ? rng() % 200 : rng() % (span - b);
+    bool want = false;
+    for (std::uint64_t x = b; x < b + len && !want; ++x) want = rc.get(x) != 0;
+    ASSERT_EQ(rc.any_nonzero(b, len), want) << b << "+" << len;
+  }
+}
+
 namespace thinmeta::pdata {
 namespace {
 

@@ -340,6 +340,17 @@ OutputFile::OutputFile(std::string path, std::string tmp, int fd)
   if (!tmp_.empty()) cleanup_slot_ = register_cleanup(tmp_);
 }
 
+int OutputOption::fd() const { return file ? file->fd() : STDOUT_FILENO; }
+
+Result<OutputOption> open_output_option(const po::variables_map& vm) {
+  OutputOption o;
+  if (vm.count("output")) {
+    THINMETA_TRY(auto f, OutputFile::open(vm["output"].as<std::string>()));
+    o.file.emplace(std::move(f));
+  }
+  return o;
+}
+
 Result<OutputFile> OutputFile::open(const std::string& path) {
   auto cant = [&](const std::string& why) {
     return fail(Errc::kIo, "Couldn't create output file '" + path + "': " + why);

@@ -161,6 +161,14 @@ class OutputFile {
   int cleanup_slot_ = -1;
 };
 
+// Where a tool that writes stdout unless told otherwise writes (thin_dump, thin_send): the file
+// -o/--output names, as an OutputFile the caller commits, else stdout.
+struct OutputOption {
+  std::optional<OutputFile> file;  // empty: stdout
+  int fd() const;
+};
+Result<OutputOption> open_output_option(const po::variables_map& vm);
+
 // Whether two paths name the same storage: the same inode, the same block device, or a loop
 // device and the file behind it (either way round).
 bool same_storage(const std::string& a, const std::string& b);

@@ -98,15 +98,10 @@ int thin_dump_main(int argc, char** argv) {
       md.emplace(std::move(*m));
     }
 
-    std::optional<OutputFile> file;
-    int fd = STDOUT_FILENO;
-    if (vm.count("output")) {
-      auto f = OutputFile::open(vm["output"].as<std::string>());
-      if (!f) return report(f.error());
-      file.emplace(std::move(*f));
-      fd = file->fd();
-    }
-    thin::TextOutput out(fd);
+    auto output = open_output_option(vm);
+    if (!output) return report(output.error());
+    std::optional<OutputFile>& file = output->file;
+    thin::TextOutput out(output->fd());
     xml::MetadataWriter xml_writer(out);
     thin::HumanReadableWriter human_writer(out);
     thin::MetadataSink& sink =

@@ -188,14 +188,11 @@ int thin_send_main(int argc, char** argv) {
       return 0;
     }
 
-    std::optional<OutputFile> file;
-    int fd = STDOUT_FILENO;
-    if (vm.count("output")) {
-      auto f = OutputFile::open(vm["output"].as<std::string>());
-      if (!f) return report(f.error());
-      file.emplace(std::move(*f));
-      fd = file->fd();
-    } else if (::isatty(STDOUT_FILENO)) {
+    auto output = open_output_option(vm);
+    if (!output) return report(output.error());
+    std::optional<OutputFile>& file = output->file;
+    const int fd = output->fd();
+    if (!file && ::isatty(STDOUT_FILENO)) {
       throw UsageError{"refusing to write a binary stream to a terminal (redirect stdout or use -o)"};
     }
 

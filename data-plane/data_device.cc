@@ -16,6 +16,25 @@
 #include "persistent-data/io/block.h"
 
 namespace thinmeta::dataplane {
+namespace {
+
+// Moves `len` bytes with io(done) (one pread or pwrite of what is left, `done` bytes in), again
+// after EINTR and short transfers. 0 when all moved, else the errno of the failed call, or
+// `none` when a call moved nothing (a read past the end, a write to a full device).
+template <typename Io>
+int transfer_all(std::size_t len, int none, Io&& io) {
+  std::size_t done = 0;
+  while (done < len) {
+    ssize_t n = io(done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    if (n == 0) return none;
+    done += static_cast<std::size_t>(n);
+  }
+  return 0;
+}
+
+}  // namespace
 
 DataDevice::~DataDevice() {
   if (direct_fd_ >= 0) ::close(direct_fd_);
@@ -101,28 +120,18 @@ int DataDevice::fd_for(std::uint64_t offset, std::size_t len, const void* buf) c
 
 Result<> DataDevice::read_at(std::uint64_t offset, std::uint8_t* buf, std::size_t len) const {
   int fd = fd_for(offset, len, buf);
-  std::size_t done = 0;
-  while (done < len) {
-    ssize_t n = ::pread(fd, buf + done, len - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail_errno("read of", errno);
-    if (n == 0) return fail_errno("read of", EIO);
-    done += static_cast<std::size_t>(n);
-  }
-  return {};
+  int e = transfer_all(len, EIO, [&](std::size_t done) {
+    return ::pread(fd, buf + done, len - done, static_cast<off_t>(offset + done));
+  });
+  return e ? fail_errno("read of", e) : Result<>{};
 }
 
 Result<> DataDevice::write_at(std::uint64_t offset, const std::uint8_t* buf, std::size_t len) {
   int fd = fd_for(offset, len, buf);
-  std::size_t done = 0;
-  while (done < len) {
-    ssize_t n = ::pwrite(fd, buf + done, len - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail_errno("write to", errno);
-    if (n == 0) return fail_errno("write to", ENOSPC);
-    done += static_cast<std::size_t>(n);
-  }
-  return {};
+  int e = transfer_all(len, ENOSPC, [&](std::size_t done) {
+    return ::pwrite(fd, buf + done, len - done, static_cast<off_t>(offset + done));
+  });
+  return e ? fail_errno("write to", e) : Result<>{};
 }
 
 Result<> DataDevice::write_zeros(std::uint64_t offset, std::uint64_t len) {

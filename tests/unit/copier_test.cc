@@ -323,4 +323,18 @@ TEST(DataDevice, FallsBackToBufferedWhereODirectIsRefused) {
   ::unlink(p.c_str());
 }
 
+TEST(DataDevice, AReadPastTheEndIsAnIoError) {
+  // The file ends inside the read: the part before the end comes back, then nothing (EIO).
+  std::string p = temp_path("/tmp");
+  ASSERT_EQ(::truncate(p.c_str(), 8192), 0);
+  auto d = DataDevice::open(p, {});
+  ASSERT_TRUE(d.has_value()) << d.error().what;
+  std::vector<std::uint8_t> back(4096);
+  EXPECT_TRUE((*d)->read_at(4096, back.data(), back.size()).has_value());
+  auto r = (*d)->read_at(6144, back.data(), back.size());
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().what, "read of '" + p + "' failed: " + std::strerror(EIO));
+  ::unlink(p.c_str());
+}
+
 }  // namespace

@@ -8,27 +8,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
-#include <type_traits>
 
 namespace thinmeta::thin {
 namespace {
-
-constexpr std::size_t kBufSize = 1 << 20;
-// Records: a kind byte, then the payload of that kind's fixed size.
-constexpr char kSuperblock = 'S', kEndSuperblock = 's', kDevice = 'D', kEndDevice = 'd',
-               kMap = 'M';
-static_assert(std::is_trivially_copyable_v<MappingRun> && std::is_trivially_copyable_v<DeviceInfo>);
-
-std::size_t payload_size(char kind) {
-  switch (kind) {
-    case kDevice: return sizeof(DeviceInfo);
-    case kMap: return sizeof(MappingRun);
-    case kSuperblock:
-    case kEndSuperblock:
-    case kEndDevice: return 0;
-    default: return SIZE_MAX;
-  }
-}
 
 // $TMPDIR, else /tmp.
 std::string temp_dir() {
@@ -50,9 +32,12 @@ int temp_file(const std::string& d) {
 
 SpillSink::SpillSink(MetadataSink& inner) : inner_(inner), dir_(temp_dir()) {
   fd_ = temp_file(dir_);
-  if (fd_ >= 0)
-    out_.emplace(fd_, kBufSize);
-  else
+  if (fd_ >= 0) {
+    // Frames go straight from frame_ to the file: the output's own buffer stays minimal.
+    out_.emplace(fd_, TextOutput::kMinBuffer);
+    frame_ = std::make_unique_for_overwrite<char[]>(spill::kFrameBytes);
+    end_ = frame_.get() + spill::kHeaderBytes;
+  } else
     error_ = "Couldn't create a temporary file in '" + dir_ + "': " + std::strerror(errno);
 }
 
@@ -63,6 +48,7 @@ SpillSink::~SpillSink() {
 
 void SpillSink::give_up() {
   out_.reset();
+  frame_.reset();
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
 }
@@ -73,46 +59,58 @@ void SpillSink::fail_write() {
   give_up();
 }
 
-void SpillSink::put(char kind, const void* payload, std::size_t len) {
-  if (!out_) return;
-  out_->put(kind);
-  if (len) out_->put(std::string_view(static_cast<const char*>(payload), len));
-  if (out_->failed())
-    fail_write();
-  else if ((written_ += 1 + len) > kMaxBytes)
-    give_up();
+bool SpillSink::write_frame() {
+  char* const frame = frame_.get();
+  const auto size = static_cast<std::size_t>(end_ - frame);
+  if (size > spill::kHeaderBytes) {
+    if ((written_ += size) > kMaxBytes) {
+      give_up();
+      return false;
+    }
+    spill::seal_frame(frame, end_);
+    out_->put(std::string_view(frame, size));
+    if (out_->failed()) {
+      fail_write();
+      return false;
+    }
+  }
+  end_ = frame + spill::kHeaderBytes;
+  return true;
 }
 
 Result<> SpillSink::begin_superblock(const SuperblockInfo& sb) {
   THINMETA_CHECK(inner_.begin_superblock(sb));
   sb_ = sb;
-  put(kSuperblock, nullptr, 0);
+  if (char* p = room()) end_ = spill::Encoder::superblock(p);
   return {};
 }
 
 Result<> SpillSink::end_superblock() {
   THINMETA_CHECK(inner_.end_superblock());
-  put(kEndSuperblock, nullptr, 0);
-  if (out_ && !out_->flush()) fail_write();
+  if (char* p = room()) {
+    end_ = spill::Encoder::end_superblock(p);
+    if (write_frame() && !out_->flush()) fail_write();
+  }
   done_ = fd_ >= 0;
+  frame_.reset();
   return {};
 }
 
 Result<> SpillSink::begin_device(const DeviceInfo& dev) {
   THINMETA_CHECK(inner_.begin_device(dev));
-  put(kDevice, &dev, sizeof(dev));
+  if (char* p = room()) end_ = enc_.device(p, dev);
   return {};
 }
 
 Result<> SpillSink::end_device() {
   THINMETA_CHECK(inner_.end_device());
-  put(kEndDevice, nullptr, 0);
+  if (char* p = room()) end_ = spill::Encoder::end_device(p);
   return {};
 }
 
 Result<> SpillSink::map(const MappingRun& run) {
   THINMETA_CHECK(inner_.map(run));
-  put(kMap, &run, sizeof(run));
+  if (char* p = room()) end_ = enc_.map(p, run);
   return {};
 }
 
@@ -139,56 +137,32 @@ Result<> SpillSink::check(const SpillSink* spill) {
                              "for it");
 }
 
+namespace {
+
+// Up to n bytes at off (fewer only at the end of the file).
+Result<std::size_t> read_at(int fd, char* buf, std::size_t n, off_t off) {
+  std::size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::pread(fd, buf + got, n - got, off + static_cast<off_t>(got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0)
+      return fail(Errc::kIo, std::string("Couldn't read the temporary record: ") +
+                                 std::strerror(errno));
+    if (r == 0) break;
+    got += static_cast<std::size_t>(r);
+  }
+  return got;
+}
+
+}  // namespace
+
 Result<> SpillSink::replay(MetadataSink& out) {
   if (!complete()) return fail(Errc::kInvalidArgument, "no complete record to replay");
-  auto bad = [] { return fail(Errc::kIo, "the temporary record of the input is damaged"); };
-  std::unique_ptr<char[]> buf = std::make_unique_for_overwrite<char[]>(kBufSize);
-  std::size_t have = 0;
-  off_t off = 0;
-  bool eof = false;
-  for (;;) {
-    // Refill: keep the partial record at the end, read after it.
-    if (!eof) {
-      ssize_t n;
-      do {
-        n = ::pread(fd_, buf.get() + have, kBufSize - have, off);
-      } while (n < 0 && errno == EINTR);
-      if (n < 0) return fail(Errc::kIo, std::string("Couldn't read the temporary record: ") +
-                                            std::strerror(errno));
-      eof = n == 0;
-      have += static_cast<std::size_t>(n);
-      off += n;
-    }
-    std::size_t p = 0;
-    while (p < have) {
-      char kind = buf[p];
-      std::size_t len = payload_size(kind);
-      if (len == SIZE_MAX) return bad();
-      if (have - p < 1 + len) break;  // the rest of it comes with the next read
-      const char* q = buf.get() + p + 1;
-      switch (kind) {
-        case kSuperblock: THINMETA_CHECK(out.begin_superblock(sb_)); break;
-        case kEndSuperblock: return out.end_superblock();
-        case kEndDevice: THINMETA_CHECK(out.end_device()); break;
-        case kDevice: {
-          DeviceInfo d;
-          std::memcpy(&d, q, sizeof(d));
-          THINMETA_CHECK(out.begin_device(d));
-          break;
-        }
-        case kMap: {
-          MappingRun r;
-          std::memcpy(&r, q, sizeof(r));
-          THINMETA_CHECK(out.map(r));
-          break;
-        }
-      }
-      p += 1 + len;
-    }
-    if (eof) return bad();  // ended before end_superblock
-    std::memmove(buf.get(), buf.get() + p, have - p);
-    have -= p;
-  }
+  return spill::replay(
+      [fd = fd_](char* buf, std::size_t n, std::uint64_t off) {
+        return read_at(fd, buf, n, static_cast<off_t>(off));
+      },
+      written_, sb_, out);
 }
 
 }  // namespace thinmeta::thin

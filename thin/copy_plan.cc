@@ -16,30 +16,11 @@ class Joiner {
 
   Result<> copy(std::uint64_t v, std::uint64_t d, std::uint64_t len) {
     if (v >= nr_) return {};
-    len = std::min(len, nr_ - v);
-    if (cur_len_ && cur_copy_ && v == cur_v_ + cur_len_ && d == cur_d_ + cur_len_) {
-      cur_len_ += len;
-      return {};
-    }
-    THINMETA_CHECK(flush());
-    cur_copy_ = true;
-    cur_v_ = v;
-    cur_d_ = d;
-    cur_len_ = len;
-    return {};
+    return step(true, v, d, len);
   }
   Result<> unprovisioned(std::uint64_t v, std::uint64_t len) {
     if (v >= nr_ || len == 0) return {};
-    len = std::min(len, nr_ - v);
-    if (cur_len_ && !cur_copy_ && v == cur_v_ + cur_len_) {
-      cur_len_ += len;
-      return {};
-    }
-    THINMETA_CHECK(flush());
-    cur_copy_ = false;
-    cur_v_ = v;
-    cur_len_ = len;
-    return {};
+    return step(false, v, 0, len);
   }
   Result<> flush() {
     if (!cur_len_) return {};
@@ -57,6 +38,23 @@ class Joiner {
   const CopyPlanStats& stats() const { return stats_; }
 
  private:
+  // Extends the current step when this one continues it (same kind, next virtual block, and
+  // for a copy the next data block), else flushes it and starts anew. v < nr_.
+  Result<> step(bool copy, std::uint64_t v, std::uint64_t d, std::uint64_t len) {
+    len = std::min(len, nr_ - v);
+    if (cur_len_ && cur_copy_ == copy && v == cur_v_ + cur_len_ &&
+        (!copy || d == cur_d_ + cur_len_)) {
+      cur_len_ += len;
+      return {};
+    }
+    THINMETA_CHECK(flush());
+    cur_copy_ = copy;
+    cur_v_ = v;
+    cur_d_ = d;
+    cur_len_ = len;
+    return {};
+  }
+
   std::uint64_t nr_;
   CopyPlanSink& out_;
   bool cur_copy_ = false;

@@ -23,6 +23,17 @@ bool sane_node(const NodeView& n, BlockAddr where) {
   return !check_node_shape(n, where, n.is_internal() ? 8 : vs);
 }
 
+// The blocks of the nodes of kind k for which keep(node) holds, ascending.
+template <typename Keep>
+std::vector<BlockAddr> blocks_of(const std::unordered_map<BlockAddr, ScannedNode>& nodes,
+                                 TreeKind k, Keep keep) {
+  std::vector<BlockAddr> out;
+  for (const auto& [b, n] : nodes)
+    if (n.kind == k && keep(n)) out.push_back(b);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 }  // namespace
 
 NodeScan NodeScan::run(IoEngine& io, BlockAddr nr_blocks) {
@@ -154,19 +165,11 @@ TreeKind NodeScan::kind(BlockAddr b) const {
 }
 
 std::vector<BlockAddr> NodeScan::roots(TreeKind k) const {
-  std::vector<BlockAddr> out;
-  for (const auto& [b, n] : nodes_)
-    if (n.kind == k && !n.referenced) out.push_back(b);
-  std::sort(out.begin(), out.end());
-  return out;
+  return blocks_of(nodes_, k, [](const ScannedNode& n) { return !n.referenced; });
 }
 
 std::vector<BlockAddr> NodeScan::leaves(TreeKind k) const {
-  std::vector<BlockAddr> out;
-  for (const auto& [b, n] : nodes_)
-    if (n.kind == k && !n.internal) out.push_back(b);
-  std::sort(out.begin(), out.end());
-  return out;
+  return blocks_of(nodes_, k, [](const ScannedNode& n) { return !n.internal; });
 }
 
 }  // namespace thinmeta::thin

@@ -190,14 +190,22 @@ def damage_corpus():
     print(f"SUMMARY damage corpus: {cases} cases, {total_rec}/{total_before} mappings recovered")
 
 
+def unpacked(src, name):
+    """(path, bytes) of a kernel-written example image unpacked into the work directory;
+    (path, None) after a failed check when zstd or the image is missing."""
+    path = os.path.join(W, name)
+    if not shutil.which("zstd") or not os.path.exists(src):
+        F.check(False, f"zstd or {os.path.relpath(src, os.path.join(HERE, '..', '..'))} missing")
+        return path, None
+    subprocess.run(["zstd", "-dqf", src, "-o", path], check=True)
+    return path, open(path, "rb").read()
+
+
 def kernel_example():
     """A kernel-written pool: device 4 was deleted after the metadata snapshot was taken."""
-    if not shutil.which("zstd") or not os.path.exists(EXAMPLE):
-        F.check(False, "zstd or examples/pool-with-snap.meta.zst missing")
+    img_path, data = unpacked(EXAMPLE, "example.bin")
+    if not data:
         return
-    img_path = os.path.join(W, "example.bin")
-    subprocess.run(["zstd", "-dqf", EXAMPLE, "-o", img_path], check=True)
-    data = open(img_path, "rb").read()
     rc, xml, _ = common.run([common.ref("thin_dump"), img_path])
     xml = xml.decode()
     img = meta.Image(data)
@@ -338,12 +346,9 @@ def stale_pointers(per_field=40):
     a live node of another tree. Repair must give back exactly today's devices and mappings,
     never the older copy's (CI once saw the metadata space map root land on an old index block,
     whose map counted today's roots free, and the held snapshot's trees came back)."""
-    if not shutil.which("zstd"):
-        F.check(False, "zstd missing")
+    img_path, data = unpacked(SNAPCHAIN, "snapchain.bin")
+    if not data:
         return
-    img_path = os.path.join(W, "snapchain.bin")
-    subprocess.run(["zstd", "-dqf", SNAPCHAIN, "-o", img_path], check=True)
-    data = open(img_path, "rb").read()
     rc, want, _ = common.run([common.ref("thin_dump"), img_path])
     want_body = want.split(b"\n", 1)[1]
     dmg, out = os.path.join(W, "stale-damaged.bin"), os.path.join(W, "stale-repaired.bin")
